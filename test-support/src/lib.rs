@@ -1,0 +1,67 @@
+//! Test helpers shared by the workspace's crates.
+//!
+//! Tests against real peers (Debian's `mosquitto` and `mosquitto-clients`,
+//! MQTT.js, paho-mqtt) ask this crate whether the peer is installed. When it
+//! is missing, the test is skipped with a line on the terminal saying so,
+//! unless `MQTT_PEERS_REQUIRED=1` is set (as `scripts/test.sh` and CI do), in
+//! which case the test fails.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+/// Environment variable that turns a missing peer from a skip into a failure.
+pub const PEERS_REQUIRED_ENV: &str = "MQTT_PEERS_REQUIRED";
+
+fn peers_required() -> bool {
+    std::env::var(PEERS_REQUIRED_ENV).is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// Reports a missing peer: fails the test when peers are required, otherwise
+/// prints a skip line straight to the terminal (past the test harness's
+/// output capture) and returns `None`.
+pub fn missing<T>(test: &str, peer: &str) -> Option<T> {
+    let msg =
+        format!("{test}: skipped, peer `{peer}` is not installed (scripts/test.sh installs it)\n");
+    if peers_required() {
+        panic!("{PEERS_REQUIRED_ENV} is set but {msg}");
+    }
+    // Writing to the handle, not `eprintln!`, so the line is shown even for a passing test.
+    let _ = std::io::stderr().lock().write_all(msg.as_bytes());
+    None
+}
+
+fn on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    p.is_file()
+}
+
+/// The path of `program` on `PATH`, or `None` (after reporting the skip) for `test`.
+pub fn program(test: &str, program: &str) -> Option<PathBuf> {
+    on_path(program).or_else(|| missing(test, program))
+}
+
+/// The Python interpreter if it can import `module`, or `None` (after
+/// reporting the skip) for `test`.
+pub fn python_with(test: &str, module: &str) -> Option<PathBuf> {
+    let python = on_path("python3")?;
+    let ok = Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Some(python)
+    } else {
+        missing(test, &format!("python3 module {module}"))
+    }
+}
