@@ -6,6 +6,8 @@
 //! unless `MQTT_PEERS_REQUIRED=1` is set (as `scripts/test.sh` and CI do), in
 //! which case the test fails.
 
+pub mod strategies;
+
 use std::{
     io::Write,
     path::{Path, PathBuf},
