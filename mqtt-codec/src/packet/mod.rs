@@ -227,29 +227,31 @@ impl Packet {
             });
         }
         let mut r = Reader::new(body);
-        let version = || version.ok_or(DecodeError::VersionUnknown(packet_type));
-        let packet = match packet_type {
+        let packet = match (packet_type, version) {
             // CONNECT carries its own version.
-            PacketType::Connect => Packet::Connect(Box::new(Connect::decode(&mut r)?)),
-            PacketType::Publish => {
-                Packet::Publish(Publish::decode(flags, version()?, role, &mut r)?)
+            (PacketType::Connect, _) => Packet::Connect(Box::new(Connect::decode(&mut r)?)),
+            (_, None) => return Err(DecodeError::VersionUnknown(packet_type)),
+            (PacketType::Publish, Some(v)) => {
+                Packet::Publish(Publish::decode(flags, v, role, &mut r)?)
             }
-            PacketType::ConnAck => Packet::ConnAck(Box::new(ConnAck::decode(version()?, &mut r)?)),
-            PacketType::PubAck => Packet::PubAck(PubAck::decode(version()?, &mut r)?),
-            PacketType::PubRec => Packet::PubRec(PubRec::decode(version()?, &mut r)?),
-            PacketType::PubRel => Packet::PubRel(PubRel::decode(version()?, &mut r)?),
-            PacketType::PubComp => Packet::PubComp(PubComp::decode(version()?, &mut r)?),
-            PacketType::Subscribe => Packet::Subscribe(Subscribe::decode(version()?, &mut r)?),
-            PacketType::SubAck => Packet::SubAck(SubAck::decode(version()?, &mut r)?),
-            PacketType::Unsubscribe => {
-                Packet::Unsubscribe(Unsubscribe::decode(version()?, &mut r)?)
+            (PacketType::ConnAck, Some(v)) => {
+                Packet::ConnAck(Box::new(ConnAck::decode(v, &mut r)?))
             }
-            PacketType::UnsubAck => Packet::UnsubAck(UnsubAck::decode(version()?, &mut r)?),
-            PacketType::PingReq => Packet::PingReq,
-            PacketType::PingResp => Packet::PingResp,
-            PacketType::Disconnect => Packet::Disconnect(Disconnect::decode(version()?, &mut r)?),
-            PacketType::Auth if version()?.is_v5() => Packet::Auth(Auth::decode(&mut r)?),
-            PacketType::Auth => return Err(DecodeError::InvalidPacketType(raw_type)),
+            (PacketType::PubAck, Some(v)) => Packet::PubAck(PubAck::decode(v, &mut r)?),
+            (PacketType::PubRec, Some(v)) => Packet::PubRec(PubRec::decode(v, &mut r)?),
+            (PacketType::PubRel, Some(v)) => Packet::PubRel(PubRel::decode(v, &mut r)?),
+            (PacketType::PubComp, Some(v)) => Packet::PubComp(PubComp::decode(v, &mut r)?),
+            (PacketType::Subscribe, Some(v)) => Packet::Subscribe(Subscribe::decode(v, &mut r)?),
+            (PacketType::SubAck, Some(v)) => Packet::SubAck(SubAck::decode(v, &mut r)?),
+            (PacketType::Unsubscribe, Some(v)) => {
+                Packet::Unsubscribe(Unsubscribe::decode(v, &mut r)?)
+            }
+            (PacketType::UnsubAck, Some(v)) => Packet::UnsubAck(UnsubAck::decode(v, &mut r)?),
+            (PacketType::PingReq, Some(_)) => Packet::PingReq,
+            (PacketType::PingResp, Some(_)) => Packet::PingResp,
+            (PacketType::Disconnect, Some(v)) => Packet::Disconnect(Disconnect::decode(v, &mut r)?),
+            (PacketType::Auth, Some(v)) if v.is_v5() => Packet::Auth(Auth::decode(&mut r)?),
+            (PacketType::Auth, Some(_)) => return Err(DecodeError::InvalidPacketType(raw_type)),
         };
         r.finish()?;
         Ok(packet)
