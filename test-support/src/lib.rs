@@ -54,7 +54,7 @@ pub fn program(test: &str, program: &str) -> Option<PathBuf> {
 /// The Python interpreter if it can import `module`, or `None` (after
 /// reporting the skip) for `test`.
 pub fn python_with(test: &str, module: &str) -> Option<PathBuf> {
-    let python = on_path("python3")?;
+    let python = on_path("python3").or_else(|| missing(test, "python3"))?;
     let ok = Command::new(&python)
         .args(["-c", &format!("import {module}")])
         .stdout(Stdio::null())
