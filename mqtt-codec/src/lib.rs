@@ -1,5 +1,7 @@
 //! A zero-copy MQTT packet codec for MQTT 3.1, 3.1.1 and 5.0.
 //!
+//! The crate README (with a second example) is included below as a doc test.
+//!
 //! - **One packet model** for every version: MQTT 5 is a superset, so each
 //!   packet type is one struct and the version is a parameter of encoding
 //!   and part of the [`Decoder`]'s state.
@@ -75,3 +77,7 @@ pub use reason::{
 pub use string::{MqttStr, StringError, TopicFilter, TopicName};
 pub use varint::{MAX_VARINT, varint_len};
 pub use version::ProtocolVersion;
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
