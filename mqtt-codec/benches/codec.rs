@@ -9,10 +9,12 @@
 //! destination is placed 2 KiB away from its source modulo 4 KiB, to keep
 //! clear of the 4 KiB-aliasing slowdown of memcpy on this kind of CPU.
 
-use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime};
+use criterion::{
+    BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
+};
 use mqtt_codec::{
-    Bytes, BytesMut, Connect, Decoder, Encode, PacketId, ProtocolVersion, Publish, QoS, QosPid, Subscribe,
-    Subscription, TopicFilter, TopicName, Will, property::UserProperty,
+    Bytes, BytesMut, Connect, Decoder, Encode, PacketId, ProtocolVersion, Publish, QoS, QosPid,
+    Subscribe, Subscription, TopicFilter, TopicName, Will, property::UserProperty,
 };
 use std::{
     hint::black_box,
@@ -41,12 +43,15 @@ fn publish(len: usize) -> Publish {
 /// An MQTT 5 QoS 1 PUBLISH with five properties and a 64 B payload.
 fn publish_v5_props() -> Publish {
     let mut p = publish(64);
-    let pr = &mut p.properties;
+    let pr = p.properties_mut();
     pr.payload_format_indicator = Some(mqtt_codec::PayloadFormat::Utf8);
     pr.message_expiry_interval = Some(3600);
     pr.content_type = Some("application/json".try_into().expect("valid"));
     pr.response_topic = Some("replies/room-17".try_into().expect("valid"));
-    pr.user_properties = vec![UserProperty::new("trace".try_into().expect("v"), "abc123".try_into().expect("v"))];
+    pr.user_properties = vec![UserProperty::new(
+        "trace".try_into().expect("v"),
+        "abc123".try_into().expect("v"),
+    )];
     p
 }
 
@@ -55,7 +60,10 @@ fn connect() -> Connect {
     c.keep_alive = 30;
     c.username = Some("device-user".try_into().expect("valid"));
     c.password = Some(Bytes::from_static(b"s3cr3t-passw0rd"));
-    let mut will = Will::new("devices/0001/status".try_into().expect("valid"), &b"offline"[..]);
+    let mut will = Will::new(
+        "devices/0001/status".try_into().expect("valid"),
+        &b"offline"[..],
+    );
     will.qos = QoS::AtLeastOnce;
     will.retain = true;
     c.will = Some(will);
@@ -63,7 +71,9 @@ fn connect() -> Connect {
 }
 
 fn filters() -> Vec<String> {
-    (0..10).map(|i| format!("building/{i}/+/sensors/#")).collect()
+    (0..10)
+        .map(|i| format!("building/{i}/+/sensors/#"))
+        .collect()
 }
 
 fn subscribe() -> Subscribe {
@@ -117,37 +127,61 @@ fn bench_decode<S>(
 fn ours_decode(g: &mut BenchmarkGroup<'_, WallTime>, frame: &[u8], v: ProtocolVersion) {
     let mut d = Decoder::new().with_max_packet_size(16 << 20);
     d.set_version(v);
-    bench_decode(g, "mqtt-codec", frame, |w: &[u8]| BytesMut::from(w), |src, n| {
-        for _ in 0..n {
-            black_box(d.decode(src).expect("valid").expect("complete"));
-        }
-    });
+    bench_decode(
+        g,
+        "mqtt-codec",
+        frame,
+        |w: &[u8]| BytesMut::from(w),
+        |src, n| {
+            for _ in 0..n {
+                black_box(d.decode(src).expect("valid").expect("complete"));
+            }
+        },
+    );
 }
 
 fn mqttbytes_v4_decode(g: &mut BenchmarkGroup<'_, WallTime>, frame: &[u8]) {
-    bench_decode(g, "mqttbytes-v4", frame, |w: &[u8]| BytesMut::from(w), |src, n| {
-        for _ in 0..n {
-            black_box(mqttbytes::v4::read(src, 16 << 20).expect("valid"));
-        }
-    });
+    bench_decode(
+        g,
+        "mqttbytes-v4",
+        frame,
+        |w: &[u8]| BytesMut::from(w),
+        |src, n| {
+            for _ in 0..n {
+                black_box(mqttbytes::v4::read(src, 16 << 20).expect("valid"));
+            }
+        },
+    );
 }
 
 fn mqttbytes_v5_decode(g: &mut BenchmarkGroup<'_, WallTime>, frame: &[u8]) {
-    bench_decode(g, "mqttbytes-v5", frame, |w: &[u8]| BytesMut::from(w), |src, n| {
-        for _ in 0..n {
-            black_box(mqttbytes::v5::read(src, 16 << 20).expect("valid"));
-        }
-    });
+    bench_decode(
+        g,
+        "mqttbytes-v5",
+        frame,
+        |w: &[u8]| BytesMut::from(w),
+        |src, n| {
+            for _ in 0..n {
+                black_box(mqttbytes::v5::read(src, 16 << 20).expect("valid"));
+            }
+        },
+    );
 }
 
 fn mqtt_protocol_decode(g: &mut BenchmarkGroup<'_, WallTime>, frame: &[u8]) {
     use mqtt::{Decodable, packet::VariablePacket};
-    bench_decode(g, "mqtt-protocol", frame, |w: &[u8]| w.to_vec(), |src, n| {
-        let mut cur = std::io::Cursor::new(&src[..]);
-        for _ in 0..n {
-            black_box(VariablePacket::decode(&mut cur).expect("valid"));
-        }
-    });
+    bench_decode(
+        g,
+        "mqtt-protocol",
+        frame,
+        |w: &[u8]| w.to_vec(),
+        |src, n| {
+            let mut cur = std::io::Cursor::new(&src[..]);
+            for _ in 0..n {
+                black_box(VariablePacket::decode(&mut cur).expect("valid"));
+            }
+        },
+    );
 }
 
 fn ntex_decode(g: &mut BenchmarkGroup<'_, WallTime>, frame: &[u8], v: ProtocolVersion) {
@@ -155,19 +189,31 @@ fn ntex_decode(g: &mut BenchmarkGroup<'_, WallTime>, frame: &[u8], v: ProtocolVe
     if v.is_v5() {
         let codec = ntex_mqtt::v5::codec::Codec::new();
         codec.set_max_inbound_size(16 << 20);
-        bench_decode(g, "ntex-mqtt", frame, |w: &[u8]| ntex_bytes::BytesMut::from(w), |src, n| {
-            for _ in 0..n {
-                black_box(codec.decode(src).expect("valid").expect("complete"));
-            }
-        });
+        bench_decode(
+            g,
+            "ntex-mqtt",
+            frame,
+            |w: &[u8]| ntex_bytes::BytesMut::from(w),
+            |src, n| {
+                for _ in 0..n {
+                    black_box(codec.decode(src).expect("valid").expect("complete"));
+                }
+            },
+        );
     } else {
         let codec = ntex_mqtt::v3::codec::Codec::new();
         codec.set_max_size(16 << 20);
-        bench_decode(g, "ntex-mqtt", frame, |w: &[u8]| ntex_bytes::BytesMut::from(w), |src, n| {
-            for _ in 0..n {
-                black_box(codec.decode(src).expect("valid").expect("complete"));
-            }
-        });
+        bench_decode(
+            g,
+            "ntex-mqtt",
+            frame,
+            |w: &[u8]| ntex_bytes::BytesMut::from(w),
+            |src, n| {
+                for _ in 0..n {
+                    black_box(codec.decode(src).expect("valid").expect("complete"));
+                }
+            },
+        );
     }
 }
 
@@ -190,7 +236,8 @@ fn encode_cases(c: &mut Criterion) {
         let header_len = frame_len - len;
 
         let (mut buf, payload) = placed(len, header_len, frame_len * 2);
-        let p = Publish { payload, ..template.clone() };
+        let mut p = template.clone();
+        p.set_payload(payload);
         g.bench_function("mqtt-codec", |b| {
             b.iter(|| {
                 buf.clear();
@@ -200,7 +247,8 @@ fn encode_cases(c: &mut Criterion) {
 
         let (mut buf, payload) = placed(len, header_len, frame_len * 2);
         g.bench_function("mqtt-codec header (vectored)", |b| {
-            let p = Publish { payload: payload.clone(), ..template.clone() };
+            let mut p = template.clone();
+            p.set_payload(payload.clone());
             b.iter(|| {
                 buf.clear();
                 black_box(p.encode_header(V311, &mut buf).expect("encodes"));
@@ -247,7 +295,9 @@ fn encode_cases(c: &mut Criterion) {
         // The floor: copying the finished frame into the buffer.
         let (mut buf, payload) = placed(len, header_len, frame_len * 2);
         let mut frame = BytesMut::with_capacity(frame_len);
-        Publish { payload, ..template.clone() }.encode(V311, &mut frame).expect("encodes");
+        let mut p = template.clone();
+        p.set_payload(payload);
+        p.encode(V311, &mut frame).expect("encodes");
         let (mut src_buf, _) = placed(frame_len, 0, frame_len);
         src_buf.extend_from_slice(&frame);
         let src = src_buf.freeze();
@@ -315,7 +365,9 @@ fn encode_cases(c: &mut Criterion) {
         })
     });
     let mb = mqttbytes::v4::Subscribe::new_many(
-        filters().into_iter().map(|f| mqttbytes::v4::SubscribeFilter::new(f, mqttbytes::QoS::AtLeastOnce)),
+        filters()
+            .into_iter()
+            .map(|f| mqttbytes::v4::SubscribeFilter::new(f, mqttbytes::QoS::AtLeastOnce)),
     );
     g.bench_function("mqttbytes-v4", |b| {
         b.iter(|| {
@@ -327,7 +379,12 @@ fn encode_cases(c: &mut Criterion) {
         42,
         filters()
             .into_iter()
-            .map(|f| (mqtt::TopicFilter::new(f).expect("valid"), mqtt::QualityOfService::Level1))
+            .map(|f| {
+                (
+                    mqtt::TopicFilter::new(f).expect("valid"),
+                    mqtt::QualityOfService::Level1,
+                )
+            })
             .collect(),
     );
     g.bench_function("mqtt-protocol", |b| {
@@ -375,7 +432,10 @@ fn mqtt_protocol_connect() -> mqtt::packet::ConnectPacket {
     c.set_keep_alive(30);
     c.set_user_name(Some("device-user".into()));
     c.set_password(Some("s3cr3t-passw0rd".into()));
-    c.set_will(Some((mqtt::TopicName::new("devices/0001/status").expect("valid"), b"offline".to_vec())));
+    c.set_will(Some((
+        mqtt::TopicName::new("devices/0001/status").expect("valid"),
+        b"offline".to_vec(),
+    )));
     c.set_will_qos(1);
     c.set_will_retain(true);
     c

@@ -7,24 +7,34 @@ use crate::{
 use bytes::{Buf, BufMut, Bytes};
 
 /// A cursor over a packet body. Fields come out as slices of the body.
+///
+/// Reading advances a position; only fields handed out as `Bytes` take a
+/// reference count, and [`Reader::into_tail`] hands over the body itself.
 pub(crate) struct Reader {
     buf: Bytes,
+    pos: usize,
 }
 
 impl Reader {
     #[inline]
     pub(crate) fn new(buf: Bytes) -> Reader {
-        Reader { buf }
+        Reader { buf, pos: 0 }
     }
 
     #[inline]
     pub(crate) fn remaining(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.pos
+    }
+
+    /// Current position from the start of the body.
+    #[inline]
+    pub(crate) fn position(&self) -> usize {
+        self.pos
     }
 
     #[inline]
     fn need(&self, n: usize, field: &'static str) -> Result<(), DecodeError> {
-        if self.buf.len() < n {
+        if self.remaining() < n {
             Err(DecodeError::UnexpectedEnd(field))
         } else {
             Ok(())
@@ -32,28 +42,34 @@ impl Reader {
     }
 
     #[inline]
+    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
+        self.need(N, field)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(&self.buf[self.pos..self.pos + N]);
+        self.pos += N;
+        Ok(a)
+    }
+
+    #[inline]
     pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
-        self.need(1, field)?;
-        Ok(self.buf.get_u8())
+        Ok(self.array::<1>(field)?[0])
     }
 
     #[inline]
     pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
-        self.need(2, field)?;
-        Ok(self.buf.get_u16())
+        Ok(u16::from_be_bytes(self.array(field)?))
     }
 
     #[inline]
     pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
-        self.need(4, field)?;
-        Ok(self.buf.get_u32())
+        Ok(u32::from_be_bytes(self.array(field)?))
     }
 
     #[inline]
     pub(crate) fn varint(&mut self, field: &'static str) -> Result<u32, DecodeError> {
-        match read_varint(&self.buf) {
+        match read_varint(&self.buf[self.pos..]) {
             VarInt::Done(v, n) => {
-                self.buf.advance(n);
+                self.pos += n;
                 Ok(v)
             }
             VarInt::Incomplete => Err(DecodeError::UnexpectedEnd(field)),
@@ -66,11 +82,22 @@ impl Reader {
         crate::PacketId::new(self.u16("packet identifier")?).ok_or(DecodeError::ZeroPacketId)
     }
 
+    /// Skips `n` bytes and returns them as a borrowed slice.
+    #[inline]
+    fn skip(&mut self, n: usize, field: &'static str) -> Result<&[u8], DecodeError> {
+        self.need(n, field)?;
+        let start = self.pos;
+        self.pos += n;
+        Ok(&self.buf[start..self.pos])
+    }
+
     /// `n` bytes as a shared slice.
     #[inline]
     pub(crate) fn take(&mut self, n: usize, field: &'static str) -> Result<Bytes, DecodeError> {
         self.need(n, field)?;
-        Ok(self.buf.split_to(n))
+        let b = self.buf.slice(self.pos..self.pos + n);
+        self.pos += n;
+        Ok(b)
     }
 
     /// Binary Data: a two-byte length and that many bytes.
@@ -92,6 +119,17 @@ impl Reader {
             .map_err(|error| DecodeError::InvalidString { field, error })
     }
 
+    /// Validates a topic name and skips it without taking a reference
+    /// count; returns its length. The topic starts at `position() - len`.
+    #[inline]
+    pub(crate) fn skip_topic_name(&mut self, field: &'static str) -> Result<u16, DecodeError> {
+        let len = self.u16(field)?;
+        let bytes = self.skip(len as usize, field)?;
+        crate::string::check_topic_name(bytes)
+            .map_err(|error| DecodeError::InvalidString { field, error })?;
+        Ok(len)
+    }
+
     #[inline]
     pub(crate) fn topic_filter(&mut self) -> Result<TopicFilter, DecodeError> {
         let field = "topic filter";
@@ -99,19 +137,21 @@ impl Reader {
             .map_err(|error| DecodeError::InvalidString { field, error })
     }
 
-    /// Everything that is left (the PUBLISH payload), without a reference-count change.
+    /// The body from `from` to its end, consuming the reader, without a
+    /// reference-count change.
     #[inline]
-    pub(crate) fn rest(&mut self) -> Bytes {
-        core::mem::take(&mut self.buf)
+    pub(crate) fn into_tail(self, from: usize) -> Bytes {
+        let mut b = self.buf;
+        b.advance(from);
+        b
     }
 
     /// Fails unless the body has been read to its end.
     #[inline]
     pub(crate) fn finish(&self) -> Result<(), DecodeError> {
-        if self.buf.is_empty() {
-            Ok(())
-        } else {
-            Err(DecodeError::TrailingBytes(self.buf.len()))
+        match self.remaining() {
+            0 => Ok(()),
+            n => Err(DecodeError::TrailingBytes(n)),
         }
     }
 }

@@ -31,9 +31,9 @@
 //! // ...and decode it as the client side of that connection.
 //! let mut decoder = Decoder::client(ProtocolVersion::V5);
 //! let Some(Packet::Publish(received)) = decoder.decode(&mut wire)? else { unreachable!() };
-//! assert_eq!(received.topic, "sensors/t1");
+//! assert_eq!(received.topic(), "sensors/t1");
 //! assert_eq!(received.qos(), QoS::AtLeastOnce);
-//! assert_eq!(&received.payload[..], b"21.5");
+//! assert_eq!(received.payload(), b"21.5");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![cfg_attr(not(feature = "std"), no_std)]

@@ -110,6 +110,19 @@ pub(crate) trait Wire {
     }
 }
 
+/// The empty value of a property field, usable in constants.
+pub(crate) trait ConstEmpty {
+    const EMPTY: Self;
+}
+
+impl<T> ConstEmpty for Option<T> {
+    const EMPTY: Self = None;
+}
+
+impl<T> ConstEmpty for Vec<T> {
+    const EMPTY: Self = Vec::new();
+}
+
 /// Where a decoded property goes: an `Option` takes one, a `Vec` many.
 pub(crate) trait Slot<T> {
     fn put(&mut self, v: T, id: u8) -> Result<(), DecodeError>;
@@ -385,6 +398,9 @@ macro_rules! properties {
         }
 
         impl $name {
+            /// No properties.
+            pub const EMPTY: $name = $name { $( $field: <$fty as ConstEmpty>::EMPTY, )* };
+
             /// Whether no property is set.
             pub fn is_empty(&self) -> bool {
                 true $( && self.$field.iter().next().is_none() )*

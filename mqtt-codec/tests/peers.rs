@@ -216,7 +216,7 @@ fn mosquitto_pub_v311_connect_with_will_and_credentials_and_qos1_publish() {
         panic!()
     };
     assert_eq!(
-        (p.topic.as_str(), &p.payload[..], p.qos(), p.retain),
+        (p.topic(), p.payload(), p.qos(), p.retain),
         ("a/b", &b"hello"[..], QoS::AtLeastOnce, true)
     );
     assert_byte_exact(v, &cap);
@@ -318,11 +318,14 @@ fn mosquitto_pub_v5_properties_and_qos2_publish() {
         panic!()
     };
     assert_eq!(p.qos(), QoS::ExactlyOnce);
-    assert_eq!(p.properties.content_type.as_deref(), Some("text/plain"));
-    assert_eq!(p.properties.response_topic.as_deref(), Some("reply/t"));
-    assert_eq!(p.properties.correlation_data.as_deref(), Some(&b"abc"[..]));
+    assert_eq!(p.properties().content_type.as_deref(), Some("text/plain"));
+    assert_eq!(p.properties().response_topic.as_deref(), Some("reply/t"));
+    assert_eq!(
+        p.properties().correlation_data.as_deref(),
+        Some(&b"abc"[..])
+    );
     let ups: Vec<_> = p
-        .properties
+        .properties()
         .user_properties
         .iter()
         .map(|u| (u.name.as_str(), u.value.as_str()))

@@ -124,7 +124,7 @@ proptest! {
         let mut header = BytesMut::new();
         let total = p.encode_header(v, &mut header).expect("encodes");
         prop_assert_eq!(total, whole.len());
-        header.extend_from_slice(&p.payload);
+        header.extend_from_slice(p.payload());
         prop_assert_eq!(header, whole);
     }
 }
@@ -142,11 +142,11 @@ fn decoded_publish_shares_the_input_buffer() {
             panic!("expected PUBLISH")
         };
         assert!(
-            range.contains(&(d.payload.as_ptr() as usize)),
+            range.contains(&(d.payload().as_ptr() as usize)),
             "payload is a slice of the input"
         );
         assert!(
-            range.contains(&(d.topic.as_ptr() as usize)),
+            range.contains(&(d.topic().as_ptr() as usize)),
             "topic is a slice of the input"
         );
     }

@@ -310,14 +310,12 @@ pub fn publish(v: ProtocolVersion) -> impl Strategy<Value = Publish> {
                 } else {
                     topic
                 };
-                Publish {
-                    dup: dup && qos != QoS::AtMostOnce,
-                    qos_pid,
-                    retain,
-                    topic,
-                    payload: Bytes::from(payload),
-                    properties: props,
-                }
+                let mut p = Publish::new(topic, payload);
+                p.dup = dup && qos != QoS::AtMostOnce;
+                p.qos_pid = qos_pid;
+                p.retain = retain;
+                p.set_properties(props);
+                p
             },
         )
 }

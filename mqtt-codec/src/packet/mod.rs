@@ -200,6 +200,7 @@ impl Packet {
     ///
     /// `version` is the connection's protocol version; it may be `None` only
     /// for a CONNECT, which carries its own.
+    #[inline]
     pub fn decode_body(
         first_byte: u8,
         body: Bytes,
