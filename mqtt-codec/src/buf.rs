@@ -137,6 +137,20 @@ impl Reader {
             .map_err(|error| DecodeError::InvalidString { field, error })
     }
 
+    /// How many `(length-prefixed field, trailer bytes)` entries fill the
+    /// rest of the body, counted without reading them (a sizing hint: a
+    /// malformed tail just ends the count).
+    #[inline]
+    pub(crate) fn count_entries(&self, trailer: usize) -> usize {
+        let b = &self.buf[self.pos..];
+        let (mut i, mut n) = (0, 0);
+        while i + 2 <= b.len() {
+            i += 2 + u16::from_be_bytes([b[i], b[i + 1]]) as usize + trailer;
+            n += 1;
+        }
+        n
+    }
+
     /// The body from `from` to its end, consuming the reader, without a
     /// reference-count change.
     #[inline]

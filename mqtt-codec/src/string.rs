@@ -111,17 +111,19 @@ pub(crate) fn check_topic_name(b: &[u8]) -> Result<(), StringError> {
     Ok(())
 }
 
-fn check_filter_levels(filter: &str) -> Result<(), StringError> {
-    if filter.is_empty() {
+/// Wildcard placement: `+` fills a whole level, `#` is the whole last level.
+fn check_filter_levels(f: &[u8]) -> Result<(), StringError> {
+    if f.is_empty() {
         return Err(StringError::InvalidTopicFilter);
     }
-    let mut levels = filter.split('/').peekable();
-    while let Some(level) = levels.next() {
-        match level {
-            "#" if levels.peek().is_none() => {}
-            "+" => {}
-            _ if level.contains(['+', '#']) => return Err(StringError::InvalidTopicFilter),
-            "#" => return Err(StringError::InvalidTopicFilter),
+    for (i, &c) in f.iter().enumerate() {
+        let level_start = i == 0 || f[i - 1] == b'/';
+        let level_end = i + 1 == f.len() || f[i + 1] == b'/';
+        match c {
+            b'+' if !(level_start && level_end) => return Err(StringError::InvalidTopicFilter),
+            b'#' if !(level_start && i + 1 == f.len()) => {
+                return Err(StringError::InvalidTopicFilter);
+            }
             _ => {}
         }
     }
@@ -129,22 +131,27 @@ fn check_filter_levels(filter: &str) -> Result<(), StringError> {
 }
 
 fn check_topic_filter(b: &[u8]) -> Result<(), StringError> {
-    check_utf8(b)?;
-    // Safe to view as str: check_utf8 succeeded.
-    let s = core::str::from_utf8(b).map_err(|_| StringError::InvalidUtf8)?;
-    if s.is_empty() {
+    let scan = check_scanned(b)?;
+    if b.is_empty() {
         return Err(StringError::EmptyTopic);
     }
-    match split_shared(s) {
-        Some((group, filter)) => {
-            if group.is_empty() || group.contains(['+', '#']) {
-                return Err(StringError::InvalidTopicFilter);
-            }
-            check_filter_levels(filter)
-        }
-        None if s.starts_with("$share/") => Err(StringError::InvalidTopicFilter),
-        None => check_filter_levels(s),
+    let shared = b.starts_with(b"$share/");
+    if !scan.wildcard && !shared {
+        return Ok(());
     }
+    if !shared {
+        return check_filter_levels(b);
+    }
+    // `$share/{group}/{filter}`: a non-empty group without wildcards, then a filter.
+    let rest = &b[7..];
+    let Some(slash) = rest.iter().position(|&c| c == b'/') else {
+        return Err(StringError::InvalidTopicFilter);
+    };
+    let (group, filter) = (&rest[..slash], &rest[slash + 1..]);
+    if group.is_empty() || group.iter().any(|&c| c == b'+' || c == b'#') {
+        return Err(StringError::InvalidTopicFilter);
+    }
+    check_filter_levels(filter)
 }
 
 /// Splits `$share/{group}/{filter}` into group and filter.
@@ -379,6 +386,57 @@ impl TryFrom<MqttStr> for TopicFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::{format, string::String, vec::Vec};
+
+    /// The rules of section 4.7.1 stated level by level.
+    fn reference_levels(f: &str) -> bool {
+        let levels: Vec<&str> = f.split('/').collect();
+        levels.iter().enumerate().all(|(i, l)| match *l {
+            "#" => i + 1 == levels.len(),
+            "+" => true,
+            l => !l.contains(['+', '#']),
+        })
+    }
+
+    fn reference(f: &str) -> bool {
+        match f.strip_prefix("$share/") {
+            Some(rest) => match rest.split_once('/') {
+                Some((g, inner)) => {
+                    !g.is_empty()
+                        && !g.contains(['+', '#'])
+                        && !inner.is_empty()
+                        && reference_levels(inner)
+                }
+                None => false,
+            },
+            None => !f.is_empty() && reference_levels(f),
+        }
+    }
+
+    /// Every string of up to seven characters over `a / + #`, bare and
+    /// behind `$share/g/` and `$share/`, is judged as the reference does.
+    /// [MQTT-4.7.1-1] [MQTT-4.7.1-2] [MQTT-4.8.2-1] [MQTT-4.8.2-2]
+    #[test]
+    fn topic_filter_rules_match_reference_exhaustively() {
+        let alphabet = ['a', '/', '+', '#'];
+        let mut strings = alloc::vec![String::new()];
+        for len in 1..=7u32 {
+            for mut k in 0..4usize.pow(len) {
+                let mut s = String::new();
+                for _ in 0..len {
+                    s.push(alphabet[k % 4]);
+                    k /= 4;
+                }
+                strings.push(s);
+            }
+        }
+        for s in &strings {
+            for f in [s.clone(), format!("$share/g/{s}"), format!("$share/{s}")] {
+                let ours = check_topic_filter(f.as_bytes()).is_ok();
+                assert_eq!(ours, reference(&f), "{f:?}");
+            }
+        }
+    }
 
     /// The eight-bytes-at-a-time scan agrees with a byte-by-byte one for
     /// every position of every interesting byte, in strings of every length

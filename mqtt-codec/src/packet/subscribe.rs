@@ -122,7 +122,7 @@ impl Subscribe {
         } else {
             SubscribeProperties::default()
         };
-        let mut subscriptions = Vec::new();
+        let mut subscriptions = Vec::with_capacity(r.count_entries(1));
         while r.remaining() > 0 {
             // [MQTT-3.8.3-1]
             let filter = r.topic_filter()?;
@@ -284,7 +284,7 @@ impl Unsubscribe {
         } else {
             UnsubscribeProperties::default()
         };
-        let mut filters = Vec::new();
+        let mut filters = Vec::with_capacity(r.count_entries(0));
         while r.remaining() > 0 {
             // [MQTT-3.10.3-1]
             filters.push(r.topic_filter()?);
