@@ -2,9 +2,9 @@
 
 use crate::{
     DecodeError, EncodeError, MqttStr, StringError, TopicFilter, TopicName,
-    varint::{VarInt, put_varint, read_varint, varint_len},
+    varint::{VarInt, read_varint, varint_len},
 };
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{Buf, BufMut, Bytes, BytesMut, buf::UninitSlice};
 
 /// A cursor over a packet body. Fields come out as slices of the body.
 ///
@@ -188,9 +188,78 @@ pub(crate) fn check_binary(b: &[u8], field: &'static str) -> Result<(), EncodeEr
 
 /// Writes a two-byte length and the bytes (length already checked).
 #[inline]
-pub(crate) fn put_binary(buf: &mut impl BufMut, b: &[u8]) {
+pub(crate) fn put_binary(buf: &mut Out<'_>, b: &[u8]) {
     buf.put_u16(b.len() as u16);
     buf.put_slice(b);
+}
+
+/// A cursor writing an encoded packet into capacity reserved for exactly its
+/// size; see [`write_exact`].
+pub(crate) struct Out<'a> {
+    dst: &'a mut UninitSlice,
+    pos: usize,
+}
+
+impl Out<'_> {
+    #[inline]
+    pub(crate) fn put_u8(&mut self, v: u8) {
+        self.dst.write_byte(self.pos, v);
+        self.pos += 1;
+    }
+
+    #[inline]
+    pub(crate) fn put_u16(&mut self, v: u16) {
+        self.put_slice(&v.to_be_bytes());
+    }
+
+    #[inline]
+    pub(crate) fn put_u32(&mut self, v: u32) {
+        self.put_slice(&v.to_be_bytes());
+    }
+
+    #[inline]
+    pub(crate) fn put_slice(&mut self, s: &[u8]) {
+        self.dst[self.pos..self.pos + s.len()].copy_from_slice(s);
+        self.pos += s.len();
+    }
+
+    /// A Variable Byte Integer (at most [`MAX_VARINT`](crate::MAX_VARINT)).
+    #[inline]
+    pub(crate) fn put_var(&mut self, mut v: usize) {
+        loop {
+            let byte = (v & 0x7F) as u8;
+            v >>= 7;
+            if v == 0 {
+                self.put_u8(byte);
+                return;
+            }
+            self.put_u8(byte | 0x80);
+        }
+    }
+}
+
+/// Appends exactly `len` bytes to `buf`, written by `write` through an
+/// [`Out`], with a single reservation and no per-field capacity checks.
+///
+/// Panics if `write` does not write exactly `len` bytes (an encoder bug:
+/// every encoder's length function is tested against its output).
+#[inline]
+pub(crate) fn write_exact(buf: &mut BytesMut, len: usize, write: impl FnOnce(&mut Out<'_>)) {
+    buf.reserve(len);
+    let mut out = Out {
+        dst: &mut buf.chunk_mut()[..len],
+        pos: 0,
+    };
+    write(&mut out);
+    assert_eq!(
+        out.pos, len,
+        "encoder wrote a different length than it computed"
+    );
+    // SAFETY: `out` starts at position 0 of `buf`'s spare capacity and every
+    // `put_*` writes the bytes at `pos..pos + n` before advancing `pos` by
+    // `n`, so bytes `0..out.pos` are all initialized; `out.pos == len` was
+    // just asserted, and `reserve(len)` made `len` bytes of capacity available.
+    unsafe { buf.advance_mut(len) };
 }
 
 /// Length of a property block: its length prefix and body.
@@ -200,8 +269,8 @@ pub(crate) fn prop_block_len(body: usize) -> usize {
 }
 
 #[inline]
-pub(crate) fn put_var(buf: &mut impl BufMut, v: usize) {
-    put_varint(buf, v)
+pub(crate) fn put_var(buf: &mut Out<'_>, v: usize) {
+    buf.put_var(v)
 }
 
 impl From<(StringError, &'static str)> for DecodeError {

@@ -8,11 +8,11 @@
 
 use crate::{
     DecodeError, EncodeError, MqttStr, QoS, TopicName,
-    buf::{Reader, binary_len, check_binary, prop_block_len, put_binary, put_var},
+    buf::{Out, Reader, binary_len, check_binary, prop_block_len, put_binary, put_var},
     varint::{MAX_VARINT, varint_len},
 };
 use alloc::vec::Vec;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use core::num::{NonZeroU16, NonZeroU32};
 
 /// Property identifiers (Table 2-4).
@@ -104,7 +104,7 @@ pub(crate) trait Wire {
     type Value;
     fn read(r: &mut Reader, id: u8) -> Result<Self::Value, DecodeError>;
     fn len(v: &Self::Value) -> usize;
-    fn write(v: &Self::Value, buf: &mut BytesMut);
+    fn write(v: &Self::Value, buf: &mut Out<'_>);
     fn check(_v: &Self::Value) -> Result<(), EncodeError> {
         Ok(())
     }
@@ -163,7 +163,7 @@ pub(crate) mod kind {
         fn len(_: &bool) -> usize {
             1
         }
-        fn write(v: &bool, buf: &mut BytesMut) {
+        fn write(v: &bool, buf: &mut Out<'_>) {
             buf.put_u8(*v as u8)
         }
     }
@@ -181,7 +181,7 @@ pub(crate) mod kind {
         fn len(_: &PayloadFormat) -> usize {
             1
         }
-        fn write(v: &PayloadFormat, buf: &mut BytesMut) {
+        fn write(v: &PayloadFormat, buf: &mut Out<'_>) {
             buf.put_u8(matches!(v, PayloadFormat::Utf8) as u8)
         }
     }
@@ -200,7 +200,7 @@ pub(crate) mod kind {
         fn len(_: &QoS) -> usize {
             1
         }
-        fn write(v: &QoS, buf: &mut BytesMut) {
+        fn write(v: &QoS, buf: &mut Out<'_>) {
             buf.put_u8(*v as u8)
         }
         fn check(v: &QoS) -> Result<(), EncodeError> {
@@ -221,7 +221,7 @@ pub(crate) mod kind {
         fn len(_: &u16) -> usize {
             2
         }
-        fn write(v: &u16, buf: &mut BytesMut) {
+        fn write(v: &u16, buf: &mut Out<'_>) {
             buf.put_u16(*v)
         }
     }
@@ -235,7 +235,7 @@ pub(crate) mod kind {
         fn len(_: &NonZeroU16) -> usize {
             2
         }
-        fn write(v: &NonZeroU16, buf: &mut BytesMut) {
+        fn write(v: &NonZeroU16, buf: &mut Out<'_>) {
             buf.put_u16(v.get())
         }
     }
@@ -250,7 +250,7 @@ pub(crate) mod kind {
         fn len(_: &NonZeroU16) -> usize {
             2
         }
-        fn write(v: &NonZeroU16, buf: &mut BytesMut) {
+        fn write(v: &NonZeroU16, buf: &mut Out<'_>) {
             buf.put_u16(v.get())
         }
     }
@@ -264,7 +264,7 @@ pub(crate) mod kind {
         fn len(_: &u32) -> usize {
             4
         }
-        fn write(v: &u32, buf: &mut BytesMut) {
+        fn write(v: &u32, buf: &mut Out<'_>) {
             buf.put_u32(*v)
         }
     }
@@ -278,7 +278,7 @@ pub(crate) mod kind {
         fn len(_: &NonZeroU32) -> usize {
             4
         }
-        fn write(v: &NonZeroU32, buf: &mut BytesMut) {
+        fn write(v: &NonZeroU32, buf: &mut Out<'_>) {
             buf.put_u32(v.get())
         }
     }
@@ -293,7 +293,7 @@ pub(crate) mod kind {
         fn len(v: &NonZeroU32) -> usize {
             varint_len(v.get() as usize)
         }
-        fn write(v: &NonZeroU32, buf: &mut BytesMut) {
+        fn write(v: &NonZeroU32, buf: &mut Out<'_>) {
             put_var(buf, v.get() as usize)
         }
         fn check(v: &NonZeroU32) -> Result<(), EncodeError> {
@@ -314,7 +314,7 @@ pub(crate) mod kind {
         fn len(v: &MqttStr) -> usize {
             binary_len(v.as_bytes())
         }
-        fn write(v: &MqttStr, buf: &mut BytesMut) {
+        fn write(v: &MqttStr, buf: &mut Out<'_>) {
             put_binary(buf, v.as_bytes())
         }
     }
@@ -337,7 +337,7 @@ pub(crate) mod kind {
         fn len(v: &TopicName) -> usize {
             binary_len(v.as_bytes())
         }
-        fn write(v: &TopicName, buf: &mut BytesMut) {
+        fn write(v: &TopicName, buf: &mut Out<'_>) {
             put_binary(buf, v.as_bytes())
         }
         fn check(v: &TopicName) -> Result<(), EncodeError> {
@@ -358,7 +358,7 @@ pub(crate) mod kind {
         fn len(v: &Bytes) -> usize {
             binary_len(v)
         }
-        fn write(v: &Bytes, buf: &mut BytesMut) {
+        fn write(v: &Bytes, buf: &mut Out<'_>) {
             put_binary(buf, v)
         }
         fn check(v: &Bytes) -> Result<(), EncodeError> {
@@ -377,7 +377,7 @@ pub(crate) mod kind {
         fn len(v: &UserProperty) -> usize {
             binary_len(v.name.as_bytes()) + binary_len(v.value.as_bytes())
         }
-        fn write(v: &UserProperty, buf: &mut BytesMut) {
+        fn write(v: &UserProperty, buf: &mut Out<'_>) {
             put_binary(buf, v.name.as_bytes());
             put_binary(buf, v.value.as_bytes());
         }
@@ -447,7 +447,7 @@ macro_rules! properties {
             }
 
             /// Writes the length prefix and the properties.
-            pub(crate) fn encode(&self, buf: &mut BytesMut) {
+            pub(crate) fn encode(&self, buf: &mut Out<'_>) {
                 put_var(buf, self.body_len());
                 $( for v in self.$field.iter() {
                     buf.put_u8(id::$id);

@@ -49,20 +49,3 @@ pub(crate) fn read_varint(buf: &[u8]) -> VarInt {
     }
     VarInt::Malformed
 }
-
-/// Writes `v` (at most [`MAX_VARINT`]) as a Variable Byte Integer.
-#[inline]
-pub(crate) fn put_varint(buf: &mut impl bytes::BufMut, mut v: usize) {
-    debug_assert!(v <= MAX_VARINT as usize);
-    loop {
-        let mut byte = (v & 0x7F) as u8;
-        v >>= 7;
-        if v > 0 {
-            byte |= 0x80;
-        }
-        buf.put_u8(byte);
-        if v == 0 {
-            break;
-        }
-    }
-}

@@ -3,9 +3,8 @@
 use super::{Body, PacketType};
 use crate::{
     AckProperties, DecodeError, EncodeError, PacketId, ProtocolVersion, PubAckReason, PubRelReason,
-    buf::Reader,
+    buf::{Out, Reader},
 };
-use bytes::{BufMut, BytesMut};
 
 macro_rules! ack_packet {
     ($(#[$m:meta])* $name:ident, $reason:ident, $ptype:expr) => {
@@ -60,7 +59,7 @@ macro_rules! ack_packet {
             }
 
             #[inline]
-            fn write_body(&self, v: ProtocolVersion, buf: &mut BytesMut) {
+            fn write_body(&self, v: ProtocolVersion, buf: &mut Out<'_>) {
                 buf.put_u16(self.packet_id.get());
                 if !self.short(v) {
                     buf.put_u8(self.reason.code());

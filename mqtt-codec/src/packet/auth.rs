@@ -3,9 +3,10 @@
 use super::{Body, PacketType};
 use crate::{
     AuthProperties, AuthReason, DecodeError, DisconnectProperties, DisconnectReason, EncodeError,
-    ProtocolVersion, buf::Reader, property::check_auth_pair,
+    ProtocolVersion,
+    buf::{Out, Reader},
+    property::check_auth_pair,
 };
-use bytes::{BufMut, BytesMut};
 
 /// DISCONNECT: the last packet of a connection, from either side (MQTT 5) or
 /// from the client (3.1.1).
@@ -67,7 +68,7 @@ impl Body for Disconnect {
         }
     }
 
-    fn write_body(&self, v: ProtocolVersion, buf: &mut BytesMut) {
+    fn write_body(&self, v: ProtocolVersion, buf: &mut Out<'_>) {
         if !self.short(v) {
             buf.put_u8(self.reason.code());
             self.properties.encode(buf);
@@ -141,7 +142,7 @@ impl Body for Auth {
         self.properties.check()
     }
 
-    fn write_body(&self, _: ProtocolVersion, buf: &mut BytesMut) {
+    fn write_body(&self, _: ProtocolVersion, buf: &mut Out<'_>) {
         if !self.short() {
             buf.put_u8(self.reason.code());
             self.properties.encode(buf);

@@ -4,11 +4,11 @@ use super::{Body, PacketType};
 use crate::{
     ConnAckProperties, ConnectProperties, ConnectReason, DecodeError, EncodeError, MqttStr,
     ProtocolVersion, QoS, StringError, TopicName, WillProperties,
-    buf::{Reader, binary_len, check_binary, put_binary},
+    buf::{Out, Reader, binary_len, check_binary, put_binary},
     error::PASSWORD_WITHOUT_USERNAME,
     property::check_auth_pair,
 };
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 /// A Will Message: published by the server when the connection ends without
 /// a normal DISCONNECT.
@@ -227,7 +227,7 @@ impl Body for Connect {
         Ok(())
     }
 
-    fn write_body(&self, _: ProtocolVersion, buf: &mut BytesMut) {
+    fn write_body(&self, _: ProtocolVersion, buf: &mut Out<'_>) {
         let v = self.version;
         put_binary(buf, v.name().as_bytes());
         buf.put_u8(v.level());
@@ -333,7 +333,7 @@ impl Body for ConnAck {
         Ok(())
     }
 
-    fn write_body(&self, v: ProtocolVersion, buf: &mut BytesMut) {
+    fn write_body(&self, v: ProtocolVersion, buf: &mut Out<'_>) {
         let present = self.session_present
             && self.reason == ConnectReason::Success
             && v != ProtocolVersion::V3_1;

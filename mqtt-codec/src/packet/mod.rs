@@ -21,7 +21,7 @@ pub use subscribe::{
 
 use crate::{
     DecodeError, EncodeError, ProtocolVersion,
-    buf::{Reader, put_var},
+    buf::{Out, Reader, put_var, write_exact},
     varint::{MAX_VARINT, varint_len},
 };
 use alloc::boxed::Box;
@@ -282,7 +282,7 @@ pub(crate) trait Body {
     fn check(&self, _v: ProtocolVersion) -> Result<(), EncodeError> {
         Ok(())
     }
-    fn write_body(&self, v: ProtocolVersion, buf: &mut BytesMut);
+    fn write_body(&self, v: ProtocolVersion, buf: &mut Out<'_>);
 }
 
 /// Size of a packet whose body is `body` bytes long.
@@ -291,25 +291,23 @@ pub(crate) fn total_len(body: usize) -> usize {
     1 + varint_len(body) + body
 }
 
-/// Writes the fixed header for `body` bytes after checking the protocol
-/// limit, reserving room for the header and `reserve` more bytes.
+/// Checks a body length against the protocol's limit.
 #[inline]
-pub(crate) fn put_fixed_header(
-    buf: &mut BytesMut,
-    first: u8,
-    body: usize,
-    reserve: usize,
-) -> Result<(), EncodeError> {
+pub(crate) fn check_body_len(body: usize) -> Result<(), EncodeError> {
     if body > MAX_VARINT as usize {
         return Err(EncodeError::PacketTooLarge {
             size: body.saturating_add(5),
             max: MAX_VARINT as usize + 5,
         });
     }
-    buf.reserve(1 + varint_len(body) + reserve);
+    Ok(())
+}
+
+/// Writes the fixed header for a body of `body` bytes.
+#[inline]
+pub(crate) fn put_fixed_header(buf: &mut Out<'_>, first: u8, body: usize) {
     buf.put_u8(first);
     put_var(buf, body);
-    Ok(())
 }
 
 impl<T: Body> Encode for T {
@@ -327,11 +325,13 @@ impl<T: Body> Encode for T {
     fn encode(&self, version: ProtocolVersion, buf: &mut BytesMut) -> Result<usize, EncodeError> {
         self.check(version)?;
         let body = self.body_len(version);
-        put_fixed_header(buf, ((T::TYPE as u8) << 4) | self.flags(), body, body)?;
-        let start = buf.len();
-        self.write_body(version, buf);
-        debug_assert_eq!(buf.len() - start, body, "{:?} body length", T::TYPE);
-        Ok(total_len(body))
+        check_body_len(body)?;
+        let total = total_len(body);
+        write_exact(buf, total, |out| {
+            put_fixed_header(out, ((T::TYPE as u8) << 4) | self.flags(), body);
+            self.write_body(version, out);
+        });
+        Ok(total)
     }
 }
 

@@ -1,13 +1,13 @@
 //! PUBLISH.
 
-use super::{Body, PacketType, Role, put_fixed_header, total_len};
+use super::{Body, PacketType, Role, check_body_len, put_fixed_header, total_len};
 use crate::{
     DecodeError, EncodeError, PacketId, ProtocolVersion, PublishProperties, QoS, StringError,
     TopicName,
-    buf::{Reader, binary_len, put_binary},
+    buf::{Out, Reader, binary_len, put_binary, write_exact},
 };
 use alloc::boxed::Box;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 /// QoS of a PUBLISH together with its packet identifier: QoS 0 has none
 /// ([MQTT-2.2.1-2]), QoS 1 and 2 always have one.
@@ -318,7 +318,7 @@ impl Publish {
     }
 
     #[inline]
-    fn write_header_body(&self, v: ProtocolVersion, buf: &mut BytesMut) {
+    fn write_header_body(&self, v: ProtocolVersion, buf: &mut Out<'_>) {
         put_binary(buf, self.topic_bytes());
         if let Some(id) = self.packet_id() {
             buf.put_u16(id.get());
@@ -342,11 +342,13 @@ impl Publish {
         self.check(v)?;
         let header_body = self.header_body_len(v);
         let body = header_body + self.payload().len();
-        let start = buf.len();
-        put_fixed_header(buf, self.first_byte(), body, header_body)?;
-        self.write_header_body(v, buf);
-        debug_assert_eq!(buf.len() - start, total_len(body) - self.payload().len());
-        Ok(total_len(body))
+        check_body_len(body)?;
+        let total = total_len(body);
+        write_exact(buf, total - self.payload().len(), |out| {
+            put_fixed_header(out, self.first_byte(), body);
+            self.write_header_body(v, out);
+        });
+        Ok(total)
     }
 }
 
@@ -378,7 +380,7 @@ impl Body for Publish {
     }
 
     #[inline]
-    fn write_body(&self, v: ProtocolVersion, buf: &mut BytesMut) {
+    fn write_body(&self, v: ProtocolVersion, buf: &mut Out<'_>) {
         self.write_header_body(v, buf);
         buf.put_slice(self.payload());
     }

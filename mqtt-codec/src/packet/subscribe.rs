@@ -4,11 +4,10 @@ use super::{Body, PacketType};
 use crate::{
     AckProperties, DecodeError, EncodeError, PacketId, ProtocolVersion, QoS, SubAckReason,
     SubscribeProperties, TopicFilter, UnsubAckReason, UnsubscribeProperties,
-    buf::{Reader, binary_len, put_binary},
+    buf::{Out, Reader, binary_len, put_binary},
     error::RESERVED_OPTION_BITS,
 };
 use alloc::vec::Vec;
-use bytes::{BufMut, BytesMut};
 
 /// Retain Handling subscription option (MQTT 5).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -173,7 +172,7 @@ impl Body for Subscribe {
         }
     }
 
-    fn write_body(&self, v: ProtocolVersion, buf: &mut BytesMut) {
+    fn write_body(&self, v: ProtocolVersion, buf: &mut Out<'_>) {
         buf.put_u16(self.packet_id.get());
         if v.is_v5() {
             self.properties.encode(buf);
@@ -250,7 +249,7 @@ impl Body for SubAck {
         }
     }
 
-    fn write_body(&self, v: ProtocolVersion, buf: &mut BytesMut) {
+    fn write_body(&self, v: ProtocolVersion, buf: &mut Out<'_>) {
         buf.put_u16(self.packet_id.get());
         if v.is_v5() {
             self.properties.encode(buf);
@@ -327,7 +326,7 @@ impl Body for Unsubscribe {
         }
     }
 
-    fn write_body(&self, v: ProtocolVersion, buf: &mut BytesMut) {
+    fn write_body(&self, v: ProtocolVersion, buf: &mut Out<'_>) {
         buf.put_u16(self.packet_id.get());
         if v.is_v5() {
             self.properties.encode(buf);
@@ -398,7 +397,7 @@ impl Body for UnsubAck {
         Ok(())
     }
 
-    fn write_body(&self, v: ProtocolVersion, buf: &mut BytesMut) {
+    fn write_body(&self, v: ProtocolVersion, buf: &mut Out<'_>) {
         buf.put_u16(self.packet_id.get());
         if v.is_v5() {
             self.properties.encode(buf);
