@@ -111,21 +111,52 @@ pub(crate) fn check_topic_name(b: &[u8]) -> Result<(), StringError> {
     Ok(())
 }
 
+/// High bit set in exactly the bytes of `x` equal to `b`.
+#[inline(always)]
+fn eq_mask(x: u64, b: u8) -> u64 {
+    let y = x ^ (LO * b as u64);
+    !(((y & !HI).wrapping_add(!HI)) | y) & HI
+}
+
 /// Wildcard placement: `+` fills a whole level, `#` is the whole last level.
+/// Finds the wildcards eight bytes at a time and checks only their neighbours.
 fn check_filter_levels(f: &[u8]) -> Result<(), StringError> {
     if f.is_empty() {
         return Err(StringError::InvalidTopicFilter);
     }
-    for (i, &c) in f.iter().enumerate() {
-        let level_start = i == 0 || f[i - 1] == b'/';
-        let level_end = i + 1 == f.len() || f[i + 1] == b'/';
-        match c {
-            b'+' if !(level_start && level_end) => return Err(StringError::InvalidTopicFilter),
-            b'#' if !(level_start && i + 1 == f.len()) => {
+    let last = f.len() - 1;
+    let check = |i: usize| {
+        let starts_level = i == 0 || f[i - 1] == b'/';
+        match f[i] {
+            b'+' => starts_level && (i == last || f[i + 1] == b'/'),
+            _ => starts_level && i == last,
+        }
+    };
+    let mut check_word = |base: usize, x: u64| {
+        let mut wild = eq_mask(x, b'+') | eq_mask(x, b'#');
+        while wild != 0 {
+            if !check(base + (wild.trailing_zeros() / 8) as usize) {
                 return Err(StringError::InvalidTopicFilter);
             }
-            _ => {}
+            wild &= wild - 1;
         }
+        Ok(())
+    };
+    let mut chunks = f.chunks_exact(8);
+    let mut base = 0;
+    for c in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(c);
+        check_word(base, u64::from_le_bytes(word))?;
+        base += 8;
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut word = [b'a'; 8];
+        for (d, s) in word.iter_mut().zip(rest) {
+            *d = *s;
+        }
+        check_word(base, u64::from_le_bytes(word))?;
     }
     Ok(())
 }
