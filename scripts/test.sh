@@ -28,4 +28,4 @@ if ! python3 -c 'import paho.mqtt.client' >/dev/null 2>&1; then
 fi
 
 export MQTT_PEERS_REQUIRED=1
-cargo test --workspace "$@"
+cargo test --workspace --all-features "$@"

@@ -9,6 +9,8 @@
 //! destination is placed 2 KiB away from its source modulo 4 KiB, to keep
 //! clear of the 4 KiB-aliasing slowdown of memcpy on this kind of CPU.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test and benchmark code: a panic is a failed test
+
 use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };

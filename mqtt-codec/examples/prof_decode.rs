@@ -1,5 +1,7 @@
 //! Decode-loop driver for profiling with callgrind:
 //! `PACKET=subscribe ROUNDS=20 valgrind --tool=callgrind target/release/examples/prof_decode`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test and benchmark code: a panic is a failed test
 use mqtt_codec::*;
 
 fn frame() -> BytesMut {

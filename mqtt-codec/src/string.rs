@@ -132,7 +132,7 @@ fn check_filter_levels(f: &[u8]) -> Result<(), StringError> {
             _ => starts_level && i == last,
         }
     };
-    let mut check_word = |base: usize, x: u64| {
+    let check_word = |base: usize, x: u64| {
         let mut wild = eq_mask(x, b'+') | eq_mask(x, b'#');
         while wild != 0 {
             if !check(base + (wild.trailing_zeros() / 8) as usize) {

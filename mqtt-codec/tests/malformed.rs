@@ -1,6 +1,8 @@
 //! One test per class of malformed input, each asserting the error and the
 //! MQTT 5 reason code it maps to, named after the spec statements it checks.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test and benchmark code: a panic is a failed test
+
 use mqtt_codec::{
     BytesMut, ConnectReason, DecodeError, Decoder, DisconnectReason as R, Encode, Packet,
     PacketType,

@@ -6,6 +6,8 @@
 //! bytes, decodes them, re-encodes the packet in the connection's version and
 //! requires the same bytes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test and benchmark code: a panic is a failed test
+
 use mqtt_codec::{
     BytesMut, ConnAck, ConnectReason, Decoder, Encode, FixedHeader, Packet, ProtocolVersion,
     PubAck, PubComp, PubRec, QoS, SubAck, SubAckReason, UnsubAck, UnsubAckReason,

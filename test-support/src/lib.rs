@@ -6,6 +6,8 @@
 //! unless `MQTT_PEERS_REQUIRED=1` is set (as `scripts/test.sh` and CI do), in
 //! which case the test fails.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test and benchmark code: a panic is a failed test
+
 pub mod strategies;
 
 use std::{
