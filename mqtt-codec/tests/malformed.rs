@@ -241,7 +241,8 @@ fn dup_on_qos_0_is_malformed() {
 
 #[test]
 fn qos_0_publish_has_no_packet_id_and_empty_properties_are_still_written() {
-    // [MQTT-2.2.1-2] no packet id at QoS 0; [MQTT-2.2.2-1] property length 0 present.
+    // [MQTT-2.2.1-2] (3.1.1 [MQTT-2.3.1-5]) no packet id at QoS 0;
+    // [MQTT-2.2.2-1] property length 0 present.
     let p = Publish::new(TopicName::from_static("a").expect("valid"), &b"x"[..]);
     let mut buf = BytesMut::new();
     p.encode(V5, &mut buf).expect("encodes");
@@ -479,20 +480,20 @@ fn zero_packet_identifier_is_refused() {
 #[test]
 fn reason_codes_outside_each_packets_table_are_malformed() {
     let cases: &[(u8, &[u8], PacketType, &str)] = &[
-        (0x40, &[0, 1, 0x92], PacketType::PubAck, "MQTT-3.4.2-1"),
-        (0x50, &[0, 1, 0x92], PacketType::PubRec, "MQTT-3.5.2-1"),
-        (0x62, &[0, 1, 0x10], PacketType::PubRel, "MQTT-3.6.2-1"),
-        (0x70, &[0, 1, 0x80], PacketType::PubComp, "MQTT-3.7.2-1"),
-        (0x90, &[0, 1, 0, 0x03], PacketType::SubAck, "MQTT-3.9.3-2"),
+        (0x40, &[0, 1, 0x92], PacketType::PubAck, "[MQTT-3.4.2-1]"),
+        (0x50, &[0, 1, 0x92], PacketType::PubRec, "[MQTT-3.5.2-1]"),
+        (0x62, &[0, 1, 0x10], PacketType::PubRel, "[MQTT-3.6.2-1]"),
+        (0x70, &[0, 1, 0x80], PacketType::PubComp, "[MQTT-3.7.2-1]"),
+        (0x90, &[0, 1, 0, 0x03], PacketType::SubAck, "[MQTT-3.9.3-2]"),
         (
             0xB0,
             &[0, 1, 0, 0x01],
             PacketType::UnsubAck,
-            "MQTT-3.11.3-2",
+            "[MQTT-3.11.3-2]",
         ),
-        (0xE0, &[0x05], PacketType::Disconnect, "MQTT-3.14.2-1"),
-        (0xF0, &[0x01], PacketType::Auth, "MQTT-3.15.2-1"),
-        (0x20, &[0, 0x8B], PacketType::ConnAck, "MQTT-3.2.2-8"),
+        (0xE0, &[0x05], PacketType::Disconnect, "[MQTT-3.14.2-1]"),
+        (0xF0, &[0x01], PacketType::Auth, "[MQTT-3.15.2-1]"),
+        (0x20, &[0, 0x8B], PacketType::ConnAck, "[MQTT-3.2.2-8]"),
     ];
     for &(first, body, packet, id) in cases {
         let e = fails(V5, frame(first, body), R::MalformedPacket);
@@ -502,7 +503,7 @@ fn reason_codes_outside_each_packets_table_are_malformed() {
                 packet,
                 code: *body.last().expect("code")
             },
-            "[{id}]"
+            "{id}"
         );
     }
     // 3.1.1: CONNACK return codes 6-255 reserved; SUBACK only 0, 1, 2, 0x80 ([MQTT-3.9.3-2]).
@@ -631,6 +632,7 @@ fn connect_reserved_flag_is_malformed() {
 #[test]
 fn will_flags_are_consistent() {
     // [MQTT-3.1.2-11] will QoS without will, [MQTT-3.1.2-13] will retain without will
+    // (3.1.1 [MQTT-3.1.2-11], [MQTT-3.1.2-13], [MQTT-3.1.2-15])
     fails(
         V3_1_1,
         connect311(0x02 | 0x08, &s(b"id")),
@@ -641,7 +643,7 @@ fn will_flags_are_consistent() {
         connect311(0x02 | 0x20, &s(b"id")),
         R::MalformedPacket,
     );
-    // [MQTT-3.1.2-12] will QoS 3
+    // [MQTT-3.1.2-12] will QoS 3 (3.1.1 [MQTT-3.1.2-14])
     let will = cat(&[&s(b"id"), &s(b"w"), &s(b"bye")]);
     let e = fails(
         V3_1_1,
@@ -662,10 +664,10 @@ fn will_flags_are_consistent() {
 
 #[test]
 fn user_name_and_password_flags_match_the_payload() {
-    // [MQTT-3.1.2-17], [MQTT-3.1.2-19]: flag set, field missing
+    // [MQTT-3.1.2-17], [MQTT-3.1.2-19] (3.1.1 [MQTT-3.1.2-19], [MQTT-3.1.2-21]): flag set, field missing
     fails(V3_1_1, connect311(0x82, &s(b"id")), R::MalformedPacket);
     fails(V5, connect5(0x42, &[], &s(b"id")), R::MalformedPacket);
-    // [MQTT-3.1.2-16], [MQTT-3.1.2-18]: flag clear, field present (trailing bytes)
+    // [MQTT-3.1.2-16], [MQTT-3.1.2-18] (3.1.1 [MQTT-3.1.2-18], [MQTT-3.1.2-20]): flag clear, field present (trailing bytes)
     fails(
         V3_1_1,
         connect311(0x02, &cat(&[&s(b"id"), &s(b"user")])),
@@ -744,4 +746,61 @@ fn version_is_learned_from_connect() {
         panic!()
     };
     assert_eq!(p.payload(), &[0, b'x']);
+}
+
+#[test]
+fn every_string_field_obeys_the_utf8_rules() {
+    // [MQTT-3.1.3-4] client id, [MQTT-3.1.3-11] will topic, [MQTT-3.1.3-12] user name,
+    // [MQTT-3.3.2-13] response topic, [MQTT-3.3.2-19] content type, [MQTT-1.5.7-1] user property;
+    // 3.1.1 [MQTT-3.1.3-4], [MQTT-3.1.3-10], [MQTT-3.1.3-11].
+    let bad = b"\xC0\x80"; // an overlong encoding of U+0000
+    let will = |topic: &[u8]| cat(&[&s(b"id"), &s(topic), &s(b"bye")]);
+    fails(V3_1_1, connect311(0x02, &s(bad)), R::MalformedPacket);
+    fails(V3_1_1, connect311(0x06, &will(bad)), R::MalformedPacket);
+    fails(
+        V3_1_1,
+        connect311(0x82, &cat(&[&s(b"id"), &s(bad)])),
+        R::MalformedPacket,
+    );
+    fails(
+        V5,
+        connect5(0x06, &[], &cat(&[&s(b"id"), &[0], &s(bad), &s(b"bye")])),
+        R::MalformedPacket,
+    );
+    for id in [0x03u8, 0x08] {
+        let mut props = vec![id];
+        props.extend(s(bad));
+        fails(V5, publish5(&props), R::MalformedPacket);
+    }
+    let mut props = vec![0x26];
+    props.extend(cat(&[&s(bad), &s(b"v")]));
+    fails(V5, publish5(&props), R::MalformedPacket);
+}
+
+#[test]
+fn connect_payload_fields_are_read_in_order() {
+    // [MQTT-3.1.3-1] (3.1.1 [MQTT-3.1.3-1]): Client Identifier, Will Properties,
+    // Will Topic, Will Payload, User Name, Password.
+    let body = cat(&[
+        &s(b"MQTT"),
+        &[5, 0xC6, 0, 60, 0], // v5, user name + password + will + clean start, no properties
+        &s(b"id"),
+        &[5, 0x18, 0, 0, 0, 9], // Will Properties: Will Delay Interval 9
+        &s(b"w/t"),
+        &s(b"bye"),
+        &s(b"user"),
+        &s(b"pw"),
+    ]);
+    let Some(Packet::Connect(c)) = decode(V5, frame(0x10, &body)).expect("valid") else {
+        panic!()
+    };
+    let will = c.will.as_ref().expect("will");
+    assert_eq!(c.client_id, "id");
+    assert_eq!(will.properties.will_delay_interval, Some(9));
+    assert_eq!(
+        (will.topic.as_str(), &will.payload[..]),
+        ("w/t", &b"bye"[..])
+    );
+    assert_eq!(c.username.as_deref(), Some("user"));
+    assert_eq!(c.password.as_deref(), Some(&b"pw"[..]));
 }
