@@ -132,7 +132,7 @@ impl Reader {
 
     #[inline]
     pub(crate) fn topic_filter(&mut self) -> Result<TopicFilter, DecodeError> {
-        let field = "topic filter";
+        let field = crate::error::TOPIC_FILTER;
         TopicFilter::from_bytes(self.binary(field)?)
             .map_err(|error| DecodeError::InvalidString { field, error })
     }

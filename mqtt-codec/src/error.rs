@@ -129,7 +129,7 @@ impl DecodeError {
                 ..
             } => DisconnectReason::TopicFilterInvalid,
             InvalidString {
-                field: "topic filter",
+                field: TOPIC_FILTER,
                 error: StringError::EmptyTopic,
             } => DisconnectReason::TopicFilterInvalid,
             InvalidString {
@@ -160,7 +160,7 @@ impl DecodeError {
         match self {
             DecodeError::UnsupportedProtocol { .. } => ConnectReason::UnsupportedProtocolVersion,
             DecodeError::InvalidString {
-                field: "client identifier",
+                field: CLIENT_IDENTIFIER,
                 ..
             } => ConnectReason::ClientIdentifierNotValid,
             _ => match self.disconnect_reason() {
@@ -174,6 +174,9 @@ impl DecodeError {
 }
 
 pub(crate) const RESERVED_OPTION_BITS: &str = "reserved bits set";
+/// Field names that decide a reason code (see `disconnect_reason`).
+pub(crate) const TOPIC_FILTER: &str = "topic filter";
+pub(crate) const CLIENT_IDENTIFIER: &str = "client identifier";
 pub(crate) const PASSWORD_WITHOUT_USERNAME: &str = "password without user name";
 
 /// Why a packet cannot be encoded.

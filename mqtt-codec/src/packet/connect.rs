@@ -115,7 +115,7 @@ impl Connect {
             ConnectProperties::default()
         };
         // [MQTT-3.1.3-3], [MQTT-3.1.3-4]
-        let client_id = r.string("client identifier")?;
+        let client_id = r.string(crate::error::CLIENT_IDENTIFIER)?;
         let will = if will_flag {
             let properties = if version.is_v5() {
                 WillProperties::decode(r)?

@@ -355,6 +355,7 @@ impl Publish {
 impl Body for Publish {
     const TYPE: PacketType = PacketType::Publish;
 
+    #[inline]
     fn flags(&self) -> u8 {
         self.first_byte() & 0x0F
     }
