@@ -24,7 +24,8 @@ fi
 
 if ! python3 -c 'import paho.mqtt.client' >/dev/null 2>&1; then
   echo "installing paho-mqtt (pip)"
-  python3 -m pip install --quiet --disable-pip-version-check 'paho-mqtt>=2,<3'
+  python3 -m pip install --quiet --disable-pip-version-check 'paho-mqtt>=2,<3' \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'paho-mqtt>=2,<3'
 fi
 
 export MQTT_PEERS_REQUIRED=1
