@@ -440,6 +440,19 @@ macro_rules! properties {
                 prop_block_len(self.body_len())
             }
 
+            /// Length on the wire in version `v`: nothing before MQTT 5.
+            #[inline]
+            pub(crate) fn wire_len_in(&self, v: crate::ProtocolVersion) -> usize {
+                if v.is_v5() { self.wire_len() } else { 0 }
+            }
+
+            /// Reads the property block in MQTT 5; empty before it.
+            #[inline]
+            #[allow(dead_code)] // generated for every property set; not every packet needs it
+            pub(crate) fn decode_in(v: crate::ProtocolVersion, r: &mut Reader) -> Result<Self, DecodeError> {
+                if v.is_v5() { Self::decode(r) } else { Ok(Self::default()) }
+            }
+
             /// Checks values that the types alone do not bound.
             pub(crate) fn check(&self) -> Result<(), EncodeError> {
                 $( for v in self.$field.iter() { kind::$kind::check(v)?; } )*

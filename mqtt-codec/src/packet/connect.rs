@@ -187,14 +187,10 @@ impl Body for Connect {
     fn body_len(&self, _: ProtocolVersion) -> usize {
         let v = self.version;
         let mut n = binary_len(v.name().as_bytes()) + 1 + 1 + 2;
-        if v.is_v5() {
-            n += self.properties.wire_len();
-        }
+        n += self.properties.wire_len_in(v);
         n += binary_len(self.client_id.as_bytes());
         if let Some(w) = &self.will {
-            if v.is_v5() {
-                n += w.properties.wire_len();
-            }
+            n += w.properties.wire_len_in(v);
             n += binary_len(w.topic.as_bytes()) + binary_len(&w.payload);
         }
         n += self
@@ -319,11 +315,7 @@ impl Body for ConnAck {
     const TYPE: PacketType = PacketType::ConnAck;
 
     fn body_len(&self, v: ProtocolVersion) -> usize {
-        2 + if v.is_v5() {
-            self.properties.wire_len()
-        } else {
-            0
-        }
+        2 + self.properties.wire_len_in(v)
     }
 
     fn check(&self, v: ProtocolVersion) -> Result<(), EncodeError> {

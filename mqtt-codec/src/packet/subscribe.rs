@@ -116,11 +116,7 @@ pub struct Subscribe {
 impl Subscribe {
     pub(crate) fn decode(v: ProtocolVersion, r: &mut Reader) -> Result<Subscribe, DecodeError> {
         let packet_id = r.packet_id()?;
-        let properties = if v.is_v5() {
-            SubscribeProperties::decode(r)?
-        } else {
-            SubscribeProperties::default()
-        };
+        let properties = SubscribeProperties::decode_in(v, r)?;
         let mut subscriptions = Vec::with_capacity(r.count_entries(1));
         while r.remaining() > 0 {
             // [MQTT-3.8.3-1]
@@ -150,15 +146,12 @@ impl Body for Subscribe {
     const TYPE: PacketType = PacketType::Subscribe;
 
     fn body_len(&self, v: ProtocolVersion) -> usize {
-        2 + if v.is_v5() {
-            self.properties.wire_len()
-        } else {
-            0
-        } + self
-            .subscriptions
-            .iter()
-            .map(|s| binary_len(s.filter.as_bytes()) + 1)
-            .sum::<usize>()
+        2 + self.properties.wire_len_in(v)
+            + self
+                .subscriptions
+                .iter()
+                .map(|s| binary_len(s.filter.as_bytes()) + 1)
+                .sum::<usize>()
     }
 
     fn check(&self, v: ProtocolVersion) -> Result<(), EncodeError> {
@@ -198,11 +191,7 @@ pub struct SubAck {
 impl SubAck {
     pub(crate) fn decode(v: ProtocolVersion, r: &mut Reader) -> Result<SubAck, DecodeError> {
         let packet_id = r.packet_id()?;
-        let properties = if v.is_v5() {
-            AckProperties::decode(r)?
-        } else {
-            AckProperties::default()
-        };
+        let properties = AckProperties::decode_in(v, r)?;
         let mut reasons = Vec::with_capacity(r.remaining());
         while r.remaining() > 0 {
             let code = r.u8("reason code")?;
@@ -231,11 +220,7 @@ impl Body for SubAck {
     const TYPE: PacketType = PacketType::SubAck;
 
     fn body_len(&self, v: ProtocolVersion) -> usize {
-        2 + if v.is_v5() {
-            self.properties.wire_len()
-        } else {
-            0
-        } + self.reasons.len()
+        2 + self.properties.wire_len_in(v) + self.reasons.len()
     }
 
     fn check(&self, v: ProtocolVersion) -> Result<(), EncodeError> {
@@ -278,11 +263,7 @@ pub struct Unsubscribe {
 impl Unsubscribe {
     pub(crate) fn decode(v: ProtocolVersion, r: &mut Reader) -> Result<Unsubscribe, DecodeError> {
         let packet_id = r.packet_id()?;
-        let properties = if v.is_v5() {
-            UnsubscribeProperties::decode(r)?
-        } else {
-            UnsubscribeProperties::default()
-        };
+        let properties = UnsubscribeProperties::decode_in(v, r)?;
         let mut filters = Vec::with_capacity(r.count_entries(0));
         while r.remaining() > 0 {
             // [MQTT-3.10.3-1]
@@ -304,15 +285,12 @@ impl Body for Unsubscribe {
     const TYPE: PacketType = PacketType::Unsubscribe;
 
     fn body_len(&self, v: ProtocolVersion) -> usize {
-        2 + if v.is_v5() {
-            self.properties.wire_len()
-        } else {
-            0
-        } + self
-            .filters
-            .iter()
-            .map(|f| binary_len(f.as_bytes()))
-            .sum::<usize>()
+        2 + self.properties.wire_len_in(v)
+            + self
+                .filters
+                .iter()
+                .map(|f| binary_len(f.as_bytes()))
+                .sum::<usize>()
     }
 
     fn check(&self, v: ProtocolVersion) -> Result<(), EncodeError> {
