@@ -442,6 +442,7 @@ macro_rules! properties {
 
             /// Length on the wire in version `v`: nothing before MQTT 5.
             #[inline]
+            #[allow(dead_code)] // generated for every property set; not every packet needs it
             pub(crate) fn wire_len_in(&self, v: crate::ProtocolVersion) -> usize {
                 if v.is_v5() { self.wire_len() } else { 0 }
             }
