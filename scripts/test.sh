@@ -29,4 +29,10 @@ if ! python3 -c 'import paho.mqtt.client' >/dev/null 2>&1; then
 fi
 
 export MQTT_PEERS_REQUIRED=1
-cargo test --workspace --all-features "$@"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --all-features "$@" 2>&1 | tee "$log"
+
+# One closing line for the whole workspace.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+     END { printf "workspace: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
