@@ -1,0 +1,153 @@
+//! Sans-IO MQTT protocol state machines.
+//!
+//! The session layer sits between the [`mqtt_codec`] packets and any IO. It
+//! owns the protocol rules that depend on state: packet identifiers, QoS 1
+//! and 2 flows, the peer's Receive Maximum, keep-alive, topic aliases, and
+//! the session state that outlives a network connection. It never reads a
+//! clock, spawns or blocks: the caller passes the current [`Instant`] in and
+//! polls packets, events and deadlines out, in the style of quinn-proto.
+//!
+//! ```
+//! use mqtt_codec::{ConnAck, ConnectReason, Packet, ProtocolVersion, Publish, QoS, QosPid, PacketId, PubAck, TopicName};
+//! use mqtt_session::{ClientOptions, ClientSession, Event, Instant};
+//!
+//! let mut client = ClientSession::new(ClientOptions::new(ProtocolVersion::V5, "sensor-1".try_into()?));
+//! let now = Instant::ZERO;
+//! client.connect(now);
+//! assert!(matches!(client.poll_transmit(now), Some(Packet::Connect(_))));
+//!
+//! client.handle_packet(now, ConnAck::new(ConnectReason::Success).into())?;
+//! assert!(matches!(client.poll_event(), Some(Event::Connected(_))));
+//!
+//! let mut msg = Publish::new(TopicName::from_static("t/1")?, &b"21.5"[..]);
+//! msg.qos_pid = QosPid::new(QoS::AtLeastOnce, PacketId::MIN); // the session assigns the id
+//! let request = client.publish(msg)?;
+//! let Some(Packet::Publish(sent)) = client.poll_transmit(now) else { unreachable!() };
+//!
+//! client.handle_packet(now, PubAck::new(sent.packet_id().unwrap()).into())?;
+//! assert!(matches!(client.poll_event(), Some(Event::Published { request: r, .. }) if r == request));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+mod alias;
+mod client;
+mod ids;
+mod incoming;
+mod keepalive;
+mod outgoing;
+mod quota;
+mod time;
+
+pub use alias::{AliasError, InboundAliases, OutboundAliases};
+pub use client::{ClientOptions, ClientSession, ConnectionState, ServerLimits};
+pub use ids::PacketIds;
+pub use outgoing::{Outcome, UnexpectedAck};
+pub use quota::SendQuota;
+pub use time::Instant;
+
+use mqtt_codec::{
+    Auth, ConnAck, ConnectReason, DecodeError, DisconnectReason, Publish, QoS, SubAck, UnsubAck,
+};
+
+/// The handle a command returns; the event that completes it carries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub(crate) u64);
+
+/// What a session reports to the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The server accepted the connection. `session_present` tells whether it
+    /// resumed the session; messages in flight are being resent either way.
+    Connected(ConnAck),
+    /// An application message arrived (topic alias resolved, each QoS 2
+    /// message once).
+    Message(Publish),
+    /// A [`publish`](ClientSession::publish) ended.
+    Published {
+        /// The handle `publish` returned.
+        request: RequestId,
+        /// How it ended.
+        outcome: Outcome,
+    },
+    /// A SUBSCRIBE was answered.
+    Subscribed {
+        /// The handle `subscribe` returned.
+        request: RequestId,
+        /// The answer: one reason code per filter.
+        suback: SubAck,
+    },
+    /// An UNSUBSCRIBE was answered.
+    Unsubscribed {
+        /// The handle `unsubscribe` returned.
+        request: RequestId,
+        /// The answer.
+        unsuback: UnsubAck,
+    },
+    /// An AUTH packet arrived (MQTT 5 enhanced authentication).
+    Auth(Auth),
+    /// The network connection is over; the session remains.
+    Disconnected(ConnectionError),
+}
+
+/// Why a network connection ended.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectionError {
+    /// The peer sent bytes that are not a valid packet.
+    #[error("malformed packet from the peer: {0}")]
+    Decode(#[from] DecodeError),
+    /// The peer broke a protocol rule.
+    #[error("protocol violation ({reason:?}): {detail}")]
+    Protocol {
+        /// The DISCONNECT reason code sent (MQTT 5).
+        reason: DisconnectReason,
+        /// What happened.
+        detail: &'static str,
+    },
+    /// The server refused the connection in CONNACK.
+    #[error("connection refused: {0:?}")]
+    Refused(ConnectReason),
+    /// No packet arrived in time after a PINGREQ.
+    #[error("keep alive timeout")]
+    KeepAliveTimeout,
+    /// The server sent DISCONNECT.
+    #[error("disconnected by the server: {0:?}")]
+    ClosedByServer(DisconnectReason),
+    /// This side sent DISCONNECT.
+    #[error("disconnected: {0:?}")]
+    ClosedLocally(DisconnectReason),
+    /// The transport closed.
+    #[error("transport closed")]
+    TransportClosed,
+}
+
+/// Why [`ClientSession::publish`] refused a message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// The server's Maximum QoS is lower.
+    #[error("the server accepts at most {maximum:?}")]
+    QoSNotSupported {
+        /// The server's Maximum QoS.
+        maximum: QoS,
+    },
+    /// The server does not accept retained messages.
+    #[error("the server does not accept retained messages")]
+    RetainNotSupported,
+    /// Larger than the server's Maximum Packet Size.
+    #[error("packet of {size} bytes exceeds the server's maximum of {maximum}")]
+    PacketTooLarge {
+        /// Size of the PUBLISH.
+        size: usize,
+        /// The server's Maximum Packet Size.
+        maximum: u32,
+    },
+    /// The queue of messages waiting to be sent is full; the message is given back.
+    #[error("queue full")]
+    QueueFull(Publish),
+}
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
