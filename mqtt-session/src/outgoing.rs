@@ -115,12 +115,15 @@ impl Outgoing {
                 self.resend.pop_front();
                 continue;
             };
+            // Every flow in flight holds one unit of quota, a QoS 2 flow until
+            // PUBCOMP: the server is still processing it, so a resumed
+            // connection never has more in flight than the Receive Maximum.
+            if !self.quota.try_take() {
+                return;
+            }
             match &flight.state {
                 FlightState::Released => out(Fill::Send(PubRel::new(packet_id(id)).into())),
                 FlightState::Qos1Sent(p) | FlightState::Qos2Sent(p) => {
-                    if !self.quota.try_take() {
-                        return;
-                    }
                     let mut p = p.clone();
                     p.dup = true;
                     out(Fill::Send(p.into()));
