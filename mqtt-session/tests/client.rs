@@ -619,3 +619,38 @@ fn a_normal_disconnect_is_reported_once_sent_and_the_session_resumes() {
     let resent = h.sent();
     assert!(matches!(resent.as_slice(), [Packet::Publish(p)] if p.dup && p.topic() == "a"));
 }
+
+mod arbitrary_input {
+    use super::*;
+    use mqtt_test_support::strategies;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// Any sequence of valid packets of any type (including ones a server
+        /// never sends, and acks for nothing) either is handled or ends the
+        /// connection with an error; nothing panics and the session keeps
+        /// answering.
+        #[test]
+        fn arbitrary_packets_never_panic(
+            v in prop_oneof![Just(ProtocolVersion::V3_1_1), Just(ProtocolVersion::V5)],
+            packets in proptest::collection::vec(strategies::packet(ProtocolVersion::V5), 0..20),
+        ) {
+            let mut h = Harness::new(options(v));
+            h.connect();
+            h.client.publish(msg("a", QoS::ExactlyOnce)).unwrap();
+            h.sent();
+            for p in packets {
+                let _ = h.recv(p);
+                h.sent();
+                h.events();
+                if h.client.state() == ConnectionState::Disconnected {
+                    h.connect();
+                }
+            }
+            h.advance(Duration::from_secs(3600));
+            h.sent();
+        }
+    }
+}
