@@ -393,7 +393,7 @@ impl ClientSession {
             Packet::UnsubAck(u) => self.on_unsuback(u),
             Packet::PingResp => Ok(()),
             Packet::Disconnect(d) => {
-                self.close(ConnectionError::ClosedByServer(d.reason));
+                self.close(ConnectionError::ClosedByPeer(d.reason));
                 Ok(())
             }
             Packet::Auth(a) => {
@@ -552,7 +552,7 @@ impl ClientSession {
             return Err(PublishError::RetainNotSupported);
         }
         if let Some(max) = l.maximum_packet_size {
-            let size = p.encoded_len(self.options.version) + 2;
+            let size = p.encoded_len(self.options.version);
             if size > max as usize {
                 return Err(PublishError::PacketTooLarge { size, maximum: max });
             }
@@ -654,13 +654,13 @@ impl ClientSession {
                     && (!p.retain || limits.retain_available)
                     && limits
                         .maximum_packet_size
-                        .is_none_or(|max| p.encoded_len(version) + 2 <= max as usize)
+                        .is_none_or(|max| p.encoded_len(version) <= max as usize)
             },
         );
         for request in refused {
             self.events.push_back(Event::Published {
                 request,
-                outcome: Outcome::Refused(mqtt_codec::PubAckReason::ImplementationSpecificError),
+                outcome: Outcome::Dropped,
             });
         }
     }

@@ -39,13 +39,15 @@ mod incoming;
 mod keepalive;
 mod outgoing;
 mod quota;
+mod server;
 mod time;
 
 pub use alias::{AliasError, InboundAliases, OutboundAliases};
 pub use client::{ClientOptions, ClientSession, ConnectionState, ServerLimits};
 pub use ids::PacketIds;
-pub use outgoing::{Outcome, UnexpectedAck};
+pub use outgoing::{FlightState, Outcome, UnexpectedAck};
 pub use quota::SendQuota;
+pub use server::{DeliverError, ServerEvent, ServerOptions, ServerSession, SessionState};
 pub use time::Instant;
 
 use mqtt_codec::{
@@ -109,12 +111,16 @@ pub enum ConnectionError {
     /// The server refused the connection in CONNACK.
     #[error("connection refused: {0:?}")]
     Refused(ConnectReason),
-    /// No packet arrived in time after a PINGREQ.
+    /// The peer stayed silent too long: no answer to a PINGREQ (client), or
+    /// nothing for 1.5 times the Keep Alive (server).
     #[error("keep alive timeout")]
     KeepAliveTimeout,
-    /// The server sent DISCONNECT.
-    #[error("disconnected by the server: {0:?}")]
-    ClosedByServer(DisconnectReason),
+    /// No CONNECT arrived within the server's connect timeout.
+    #[error("no CONNECT in time")]
+    ConnectTimeout,
+    /// The peer sent DISCONNECT.
+    #[error("disconnected by the peer: {0:?}")]
+    ClosedByPeer(DisconnectReason),
     /// This side sent DISCONNECT.
     #[error("disconnected: {0:?}")]
     ClosedLocally(DisconnectReason),

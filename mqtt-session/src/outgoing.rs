@@ -47,6 +47,9 @@ pub enum Outcome {
     Refused(PubAckReason),
     /// PUBCOMP with 0x92 Packet Identifier not found.
     NotFound,
+    /// Not sent: the peer's limits (Maximum QoS, Retain Available, Maximum
+    /// Packet Size) exclude it.
+    Dropped,
 }
 
 /// An acknowledgement that does not fit any message in flight.
@@ -293,6 +296,57 @@ impl Outgoing {
         }
         released.reverse();
         released
+    }
+}
+
+impl Outgoing {
+    /// Messages in flight in send order, and messages waiting.
+    pub(crate) fn snapshot(
+        &self,
+    ) -> (
+        alloc::vec::Vec<(PacketId, FlightState)>,
+        alloc::vec::Vec<Publish>,
+    ) {
+        let mut flights: alloc::vec::Vec<(u64, PacketId, FlightState)> = self
+            .inflight
+            .iter()
+            .map(|(&id, f)| (f.seq, packet_id(id), f.state.clone()))
+            .collect();
+        flights.sort_unstable_by_key(|(seq, _, _)| *seq);
+        (
+            flights
+                .into_iter()
+                .map(|(_, id, state)| (id, state))
+                .collect(),
+            self.pending.iter().map(|(_, p)| p.clone()).collect(),
+        )
+    }
+
+    /// Takes over stored messages: those in flight keep their ids and order,
+    /// each under a fresh request handle from `request`.
+    pub(crate) fn restore(
+        &mut self,
+        inflight: alloc::vec::Vec<(PacketId, FlightState)>,
+        queued: alloc::vec::Vec<Publish>,
+        mut request: impl FnMut() -> RequestId,
+    ) {
+        for (id, state) in inflight {
+            if self.ids.reserve(id) {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                self.inflight.insert(
+                    id.get(),
+                    Flight {
+                        request: request(),
+                        seq,
+                        state,
+                    },
+                );
+            }
+        }
+        for p in queued {
+            self.pending.push_back((request(), p));
+        }
     }
 }
 

@@ -554,7 +554,7 @@ fn refused_connection_and_server_disconnect_are_reported() {
         .unwrap();
     assert_eq!(
         h.events(),
-        [Event::Disconnected(ConnectionError::ClosedByServer(
+        [Event::Disconnected(ConnectionError::ClosedByPeer(
             DisconnectReason::SessionTakenOver
         ))]
     );

@@ -1,0 +1,644 @@
+//! The server side of a session: one per client connection in a broker.
+
+use crate::{
+    ConnectionError, InboundAliases, Instant, OutboundAliases, RequestId,
+    incoming::Incoming,
+    outgoing::{Fill, FlightState, Outcome, Outgoing},
+};
+use alloc::{boxed::Box, collections::VecDeque, vec::Vec};
+use core::{num::NonZeroU16, num::NonZeroU32, time::Duration};
+use mqtt_codec::{
+    Auth, BytesMut, ConnAck, Connect, ConnectReason, DecodeError, Decoder, Disconnect,
+    DisconnectReason, Encode, Packet, PacketId, ProtocolVersion, Publish, QoS, SubAck, Subscribe,
+    UnsubAck, Unsubscribe,
+};
+
+/// What a server announces and enforces on each connection.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Receive Maximum announced (MQTT 5): more QoS 2 messages from the
+    /// client awaiting PUBREL is 0x93 Receive Maximum exceeded.
+    pub receive_maximum: u16,
+    /// Maximum Packet Size announced and enforced (0x95).
+    pub maximum_packet_size: u32,
+    /// Topic Alias Maximum announced (MQTT 5).
+    pub topic_alias_maximum: u16,
+    /// Highest QoS accepted; a higher PUBLISH is 0x9B QoS not supported.
+    pub maximum_qos: QoS,
+    /// Whether retained messages are accepted; otherwise 0x9A.
+    pub retain_available: bool,
+    /// Keep Alive the server imposes (Server Keep Alive, MQTT 5), if any.
+    pub server_keep_alive: Option<u16>,
+    /// How long a new connection may take to send CONNECT.
+    pub connect_timeout: Option<Duration>,
+    /// Most messages queued for the client beyond its Receive Maximum.
+    pub max_queued: usize,
+    /// Give outgoing PUBLISHes topic aliases within the client's maximum.
+    pub outgoing_topic_aliases: bool,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            receive_maximum: 1024,
+            maximum_packet_size: mqtt_codec::DEFAULT_MAX_PACKET_SIZE,
+            topic_alias_maximum: 64,
+            maximum_qos: QoS::ExactlyOnce,
+            retain_available: true,
+            server_keep_alive: None,
+            connect_timeout: Some(Duration::from_secs(10)),
+            max_queued: 1000,
+            outgoing_topic_aliases: false,
+        }
+    }
+}
+
+/// The state of a session that outlives its connections: what a broker
+/// stores when a client with a persistent session goes away, and hands back
+/// to [`ServerSession::accept`] when it returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionState {
+    /// Messages sent to the client and not yet acknowledged, in send order.
+    pub inflight: Vec<(PacketId, FlightState)>,
+    /// Messages waiting to be sent to the client.
+    pub queued: Vec<Publish>,
+    /// QoS 2 messages received from the client and not yet released.
+    pub awaiting_release: Vec<PacketId>,
+}
+
+/// What a server session reports to the broker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// A valid CONNECT arrived: answer with [`ServerSession::accept`] or
+    /// [`ServerSession::refuse`].
+    Connect(Box<Connect>),
+    /// An application message from the client (alias resolved, each QoS 2
+    /// message once) for the broker to route.
+    Message(Publish),
+    /// A SUBSCRIBE to answer with [`ServerSession::suback`].
+    Subscribe(Subscribe),
+    /// An UNSUBSCRIBE to answer with [`ServerSession::unsuback`].
+    Unsubscribe(Unsubscribe),
+    /// A message given to [`ServerSession::deliver`] ended.
+    Delivered {
+        /// The handle `deliver` returned.
+        request: RequestId,
+        /// How it ended.
+        outcome: Outcome,
+    },
+    /// An AUTH packet arrived (MQTT 5 enhanced authentication).
+    Auth(Auth),
+    /// The connection is over. A DISCONNECT with reason 0x00 from the client
+    /// means its Will must not be published.
+    Disconnected(ConnectionError),
+}
+
+/// Why [`ServerSession::deliver`] did not take a message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DeliverError {
+    /// Larger than the client's Maximum Packet Size: the spec says to drop
+    /// it for this client ([MQTT-3.1.2-25]).
+    #[error("larger than the client's maximum packet size")]
+    TooLarge,
+    /// The client's queue is full.
+    #[error("queue full")]
+    QueueFull(Publish),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    AwaitingConnect,
+    AwaitingDecision,
+    Connected,
+    Closing,
+    Closed,
+}
+
+/// The server side of an MQTT session for one network connection, without IO.
+///
+/// Same shape as [`ClientSession`](crate::ClientSession): feed bytes or
+/// packets and time in, poll packets, [`ServerEvent`]s and deadlines out.
+#[derive(Debug)]
+pub struct ServerSession {
+    options: ServerOptions,
+    state: State,
+    version: ProtocolVersion,
+    decoder: Decoder,
+    connect: Option<Box<Connect>>,
+    early: VecDeque<Packet>,
+    outgoing: Outgoing,
+    incoming: Incoming,
+    transmit: VecDeque<Packet>,
+    events: VecDeque<ServerEvent>,
+    inbound_aliases: InboundAliases,
+    outbound_aliases: OutboundAliases,
+    client_max_packet: Option<u32>,
+    keep_alive: Option<Duration>,
+    last_received: Instant,
+    created: Instant,
+    next_request: u64,
+}
+
+impl ServerSession {
+    /// A session for a connection accepted at `now`.
+    pub fn new(options: ServerOptions, now: Instant) -> ServerSession {
+        ServerSession {
+            decoder: Decoder::server().with_max_packet_size(options.maximum_packet_size),
+            outgoing: Outgoing::new(options.max_queued),
+            options,
+            state: State::AwaitingConnect,
+            version: ProtocolVersion::V3_1_1,
+            connect: None,
+            early: VecDeque::new(),
+            incoming: Incoming::default(),
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+            inbound_aliases: InboundAliases::new(0),
+            outbound_aliases: OutboundAliases::new(0),
+            client_max_packet: None,
+            keep_alive: None,
+            last_received: now,
+            created: now,
+            next_request: 0,
+        }
+    }
+
+    /// The protocol version (known once CONNECT arrived).
+    pub fn version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    /// The client's CONNECT, once it arrived.
+    pub fn connect_packet(&self) -> Option<&Connect> {
+        self.connect.as_deref()
+    }
+
+    /// Whether the connection is over (close the transport once
+    /// [`poll_transmit`](Self::poll_transmit) returns `None`).
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Messages sent to the client and not yet acknowledged.
+    pub fn in_flight(&self) -> usize {
+        self.outgoing.inflight.len()
+    }
+
+    fn next_request(&mut self) -> RequestId {
+        self.next_request += 1;
+        RequestId(self.next_request)
+    }
+
+    fn close(
+        &mut self,
+        error: ConnectionError,
+        disconnect: Option<DisconnectReason>,
+    ) -> ConnectionError {
+        // MQTT 5: a DISCONNECT only after a successful CONNACK ([MQTT-3.14.0-1]).
+        let send = self.version.is_v5() && self.state == State::Connected;
+        self.transmit.clear();
+        match disconnect {
+            Some(reason) if send => {
+                self.transmit.push_back(Disconnect::new(reason).into());
+                self.state = State::Closing;
+            }
+            _ => self.state = State::Closed,
+        }
+        self.events
+            .push_back(ServerEvent::Disconnected(error.clone()));
+        error
+    }
+
+    fn violation(&mut self, reason: DisconnectReason, detail: &'static str) -> ConnectionError {
+        self.close(ConnectionError::Protocol { reason, detail }, Some(reason))
+    }
+
+    /// Decodes and handles every complete packet at the front of `buf`. An
+    /// error ends the connection (send what `poll_transmit` still has, then close).
+    pub fn handle_bytes(
+        &mut self,
+        now: Instant,
+        buf: &mut BytesMut,
+    ) -> Result<(), ConnectionError> {
+        loop {
+            if matches!(self.state, State::Closing | State::Closed) {
+                return Ok(());
+            }
+            match self.decoder.decode(buf) {
+                Ok(Some(p)) => self.handle_packet(now, p)?,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(self.decode_error(e)),
+            }
+        }
+    }
+
+    fn decode_error(&mut self, e: DecodeError) -> ConnectionError {
+        if self.state == State::AwaitingConnect {
+            // [MQTT-3.1.4-1], [MQTT-3.1.4-2]: refuse a bad CONNECT, with
+            // CONNACK when the version is known.
+            if let DecodeError::UnsupportedProtocol { .. } = e {
+                self.transmit
+                    .push_back(ConnAck::new(ConnectReason::UnsupportedProtocolVersion).into());
+                self.state = State::Closing;
+                self.events
+                    .push_back(ServerEvent::Disconnected(ConnectionError::Decode(
+                        e.clone(),
+                    )));
+                return ConnectionError::Decode(e);
+            }
+        }
+        let reason = e.disconnect_reason();
+        self.close(ConnectionError::Decode(e), Some(reason))
+    }
+
+    /// Handles one packet from the client.
+    pub fn handle_packet(&mut self, now: Instant, packet: Packet) -> Result<(), ConnectionError> {
+        self.last_received = now;
+        match self.state {
+            State::Closing | State::Closed => Ok(()),
+            State::AwaitingConnect => match packet {
+                Packet::Connect(c) => {
+                    self.version = c.version;
+                    self.connect = Some(c.clone());
+                    self.state = State::AwaitingDecision;
+                    self.events.push_back(ServerEvent::Connect(c));
+                    Ok(())
+                }
+                // [MQTT-3.1.0-1]
+                _ => Err(self.close(
+                    ConnectionError::Protocol {
+                        reason: DisconnectReason::ProtocolError,
+                        detail: "first packet is not CONNECT",
+                    },
+                    None,
+                )),
+            },
+            State::AwaitingDecision => {
+                // A client may send before CONNACK; keep it (bounded) until then.
+                if matches!(packet, Packet::Connect(_))
+                    || self.early.len() >= self.options.max_queued
+                {
+                    return Err(
+                        self.violation(DisconnectReason::ProtocolError, "packets before CONNACK")
+                    );
+                }
+                self.early.push_back(packet);
+                Ok(())
+            }
+            State::Connected => self.on_packet(packet),
+        }
+    }
+
+    fn on_packet(&mut self, packet: Packet) -> Result<(), ConnectionError> {
+        match packet {
+            Packet::Publish(p) => self.on_publish(p),
+            Packet::PubAck(a) => match self.outgoing.on_puback(a.packet_id, a.reason) {
+                Ok((request, outcome)) => {
+                    self.events
+                        .push_back(ServerEvent::Delivered { request, outcome });
+                    Ok(())
+                }
+                Err(_) => Err(self.violation(
+                    DisconnectReason::ProtocolError,
+                    "PUBACK for no QoS 1 message in flight",
+                )),
+            },
+            Packet::PubRec(r) => match self.outgoing.on_pubrec(r.packet_id, r.reason) {
+                Ok(Ok(rel)) => {
+                    self.transmit.push_back(rel.into());
+                    Ok(())
+                }
+                Ok(Err((request, outcome))) => {
+                    self.events
+                        .push_back(ServerEvent::Delivered { request, outcome });
+                    Ok(())
+                }
+                Err(_) => Err(self.violation(
+                    DisconnectReason::ProtocolError,
+                    "PUBREC for no QoS 2 message in flight",
+                )),
+            },
+            Packet::PubComp(c) => match self.outgoing.on_pubcomp(c.packet_id, c.reason) {
+                Ok((request, outcome)) => {
+                    self.events
+                        .push_back(ServerEvent::Delivered { request, outcome });
+                    Ok(())
+                }
+                Err(_) => Err(self.violation(
+                    DisconnectReason::ProtocolError,
+                    "PUBCOMP for no PUBREL in flight",
+                )),
+            },
+            Packet::PubRel(r) => {
+                let comp = self.incoming.on_pubrel(r.packet_id);
+                self.transmit.push_back(comp.into());
+                Ok(())
+            }
+            Packet::Subscribe(s) => {
+                self.events.push_back(ServerEvent::Subscribe(s));
+                Ok(())
+            }
+            Packet::Unsubscribe(u) => {
+                self.events.push_back(ServerEvent::Unsubscribe(u));
+                Ok(())
+            }
+            // [MQTT-3.12.4-1]
+            Packet::PingReq => {
+                self.transmit.push_back(Packet::PingResp);
+                Ok(())
+            }
+            Packet::Disconnect(d) => {
+                let asked_zero = self
+                    .connect
+                    .as_ref()
+                    .is_none_or(|c| c.properties.session_expiry_interval.unwrap_or(0) == 0);
+                if asked_zero && d.properties.session_expiry_interval.is_some_and(|v| v != 0) {
+                    // [MQTT-3.14.2-2]: 0 at CONNECT cannot become non-zero.
+                    return Err(self.violation(
+                        DisconnectReason::ProtocolError,
+                        "session expiry raised at DISCONNECT",
+                    ));
+                }
+                self.state = State::Closed;
+                self.events
+                    .push_back(ServerEvent::Disconnected(ConnectionError::ClosedByPeer(
+                        d.reason,
+                    )));
+                Ok(())
+            }
+            Packet::Auth(a) => {
+                self.events.push_back(ServerEvent::Auth(a));
+                Ok(())
+            }
+            // [MQTT-3.1.0-2]: a second CONNECT.
+            _ => Err(self.violation(DisconnectReason::ProtocolError, "unexpected packet")),
+        }
+    }
+
+    fn on_publish(&mut self, mut publish: Publish) -> Result<(), ConnectionError> {
+        if publish.qos() > self.options.maximum_qos {
+            // [MQTT-3.2.2-12]
+            return Err(self.violation(DisconnectReason::QoSNotSupported, "QoS above the maximum"));
+        }
+        if publish.retain && !self.options.retain_available {
+            // [MQTT-3.2.2-13]
+            return Err(
+                self.violation(DisconnectReason::RetainNotSupported, "retain not available")
+            );
+        }
+        if let Err(e) = self.inbound_aliases.resolve(&mut publish) {
+            return Err(self.violation(e.disconnect_reason(), "invalid topic alias"));
+        }
+        let receive_maximum = if self.version.is_v5() {
+            self.options.receive_maximum
+        } else {
+            u16::MAX
+        };
+        match self.incoming.on_publish(&publish, receive_maximum) {
+            Ok(received) => {
+                if let Some(ack) = received.ack {
+                    self.transmit.push_back(ack);
+                }
+                if received.deliver {
+                    self.events.push_back(ServerEvent::Message(publish));
+                }
+                Ok(())
+            }
+            // [MQTT-3.3.4-9]
+            Err(reason) => {
+                Err(self.violation(reason, "more QoS 2 messages than the Receive Maximum"))
+            }
+        }
+    }
+
+    /// Accepts the connection: sends CONNACK carrying what
+    /// [`ServerOptions`] announces (fields the caller set in `connack` win),
+    /// and, when `resume` holds stored session state, Session Present and
+    /// the resending of what was in flight.
+    pub fn accept(&mut self, now: Instant, mut connack: ConnAck, resume: Option<SessionState>) {
+        if self.state != State::AwaitingDecision {
+            return;
+        }
+        let Some(connect) = self.connect.clone() else {
+            return;
+        };
+        let v5 = self.version.is_v5();
+        let o = &self.options;
+        connack.reason = ConnectReason::Success;
+        connack.session_present = resume.is_some();
+        if v5 {
+            let p = &mut connack.properties;
+            p.receive_maximum = p.receive_maximum.or(NonZeroU16::new(o.receive_maximum));
+            p.maximum_packet_size = p
+                .maximum_packet_size
+                .or(NonZeroU32::new(o.maximum_packet_size));
+            p.topic_alias_maximum = p.topic_alias_maximum.or(Some(o.topic_alias_maximum));
+            if o.maximum_qos < QoS::ExactlyOnce {
+                p.maximum_qos = p.maximum_qos.or(Some(o.maximum_qos));
+            }
+            if !o.retain_available {
+                p.retain_available = Some(false);
+            }
+            p.server_keep_alive = p.server_keep_alive.or(o.server_keep_alive);
+        }
+        let keep_alive = connack
+            .properties
+            .server_keep_alive
+            .filter(|_| v5)
+            .unwrap_or(connect.keep_alive);
+        self.keep_alive = (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive)));
+        self.last_received = now;
+        let cp = &connect.properties;
+        self.inbound_aliases = InboundAliases::new(if v5 { o.topic_alias_maximum } else { 0 });
+        self.outbound_aliases = OutboundAliases::new(if v5 && o.outgoing_topic_aliases {
+            cp.topic_alias_maximum.unwrap_or(0)
+        } else {
+            0
+        });
+        self.client_max_packet = cp.maximum_packet_size.filter(|_| v5).map(NonZeroU32::get);
+        let receive_maximum = cp
+            .receive_maximum
+            .filter(|_| v5)
+            .map_or(u16::MAX, NonZeroU16::get);
+        self.transmit.push_back(connack.into());
+        self.state = State::Connected;
+        if let Some(state) = resume {
+            self.incoming.awaiting_rel = state.awaiting_release.iter().map(|id| id.get()).collect();
+            let mut next = self.next_request;
+            self.outgoing.restore(state.inflight, state.queued, || {
+                next += 1;
+                RequestId(next)
+            });
+            self.next_request = next;
+        }
+        // [MQTT-4.4.0-1]: resend what was in flight, in order.
+        self.outgoing.resume(receive_maximum);
+        while let Some(p) = self.early.pop_front() {
+            if self.on_packet(p).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Refuses the connection with `reason` (mapped to a 3.1.1 return code
+    /// when needed) and closes it ([MQTT-3.2.2-7]).
+    pub fn refuse(&mut self, reason: ConnectReason) {
+        if self.state != State::AwaitingDecision {
+            return;
+        }
+        let reason = if reason.is_error() {
+            reason
+        } else {
+            ConnectReason::UnspecifiedError
+        };
+        self.transmit.push_back(ConnAck::new(reason).into());
+        self.state = State::Closing;
+        self.events
+            .push_back(ServerEvent::Disconnected(ConnectionError::Refused(reason)));
+    }
+
+    /// Queues a message for the client; the session gives it a packet id,
+    /// keeps to the client's Receive Maximum and resends it on a resumed
+    /// session. [`ServerEvent::Delivered`] reports the end of QoS 1 and 2 flows.
+    pub fn deliver(&mut self, publish: Publish) -> Result<RequestId, DeliverError> {
+        if self
+            .client_max_packet
+            .is_some_and(|max| publish.encoded_len(self.version) > max as usize)
+        {
+            return Err(DeliverError::TooLarge);
+        }
+        let request = self.next_request();
+        self.outgoing
+            .enqueue(request, publish)
+            .map_err(DeliverError::QueueFull)?;
+        Ok(request)
+    }
+
+    /// Answers a SUBSCRIBE.
+    pub fn suback(&mut self, suback: SubAck) {
+        self.transmit.push_back(suback.into());
+    }
+
+    /// Answers an UNSUBSCRIBE.
+    pub fn unsuback(&mut self, unsuback: UnsubAck) {
+        self.transmit.push_back(unsuback.into());
+    }
+
+    /// Sends an AUTH packet (MQTT 5 enhanced authentication).
+    pub fn auth(&mut self, auth: Auth) {
+        self.transmit.push_back(auth.into());
+    }
+
+    /// Ends the connection from the server's side (e.g. 0x8B Server
+    /// shutting down, 0x8E Session taken over): DISCONNECT in MQTT 5, a
+    /// plain close in 3.1.1.
+    pub fn disconnect(&mut self, reason: DisconnectReason) {
+        if matches!(self.state, State::Closing | State::Closed) {
+            return;
+        }
+        self.close(ConnectionError::ClosedLocally(reason), Some(reason));
+    }
+
+    /// The transport closed.
+    pub fn connection_lost(&mut self) {
+        if self.state != State::Closed {
+            self.state = State::Closed;
+            self.events
+                .push_back(ServerEvent::Disconnected(ConnectionError::TransportClosed));
+        }
+    }
+
+    /// What to store for this client's session: messages in flight and
+    /// queued, and QoS 2 messages awaiting release.
+    pub fn session_state(&self) -> SessionState {
+        let (inflight, queued) = self.outgoing.snapshot();
+        SessionState {
+            inflight,
+            queued,
+            awaiting_release: self
+                .incoming
+                .awaiting_rel
+                .iter()
+                .filter_map(|&id| PacketId::new(id))
+                .collect(),
+        }
+    }
+
+    /// The next packet to send.
+    pub fn poll_transmit(&mut self, _now: Instant) -> Option<Packet> {
+        if self.transmit.is_empty() && self.state == State::Connected {
+            let version = self.version;
+            let max = self.client_max_packet;
+            let transmit = &mut self.transmit;
+            let events = &mut self.events;
+            self.outgoing.fill(
+                |f| match f {
+                    Fill::Send(p) => transmit.push_back(p),
+                    Fill::Refused(request) => events.push_back(ServerEvent::Delivered {
+                        request,
+                        outcome: Outcome::Dropped,
+                    }),
+                    Fill::SentAtMostOnce(request) => events.push_back(ServerEvent::Delivered {
+                        request,
+                        outcome: Outcome::Delivered(mqtt_codec::PubAckReason::Success),
+                    }),
+                },
+                |p| max.is_none_or(|m| p.encoded_len(version) <= m as usize),
+            );
+        }
+        let mut packet = self.transmit.pop_front()?;
+        if let Packet::Publish(p) = &mut packet {
+            self.outbound_aliases.apply(p);
+        }
+        if self.state == State::Closing && self.transmit.is_empty() {
+            self.state = State::Closed;
+        }
+        Some(packet)
+    }
+
+    /// Encodes every packet ready to send into `buf`; returns how many bytes.
+    pub fn encode_transmits(&mut self, now: Instant, buf: &mut BytesMut) -> usize {
+        let start = buf.len();
+        while let Some(p) = self.poll_transmit(now) {
+            let _ = p.encode(self.version, buf);
+        }
+        buf.len() - start
+    }
+
+    /// The next event for the broker.
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::AwaitingConnect => self.options.connect_timeout.map(|t| self.created + t),
+            // [MQTT-3.1.2-22] (3.1.1 [MQTT-3.1.2-24]): one and a half times the Keep Alive.
+            State::Connected => self.keep_alive.map(|k| self.last_received + k + k / 2),
+            _ => None,
+        }
+    }
+
+    /// Lets time pass: closes connections that never sent CONNECT or went silent.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(deadline) = self.poll_timeout() else {
+            return;
+        };
+        if now < deadline {
+            return;
+        }
+        match self.state {
+            State::AwaitingConnect => {
+                self.close(ConnectionError::ConnectTimeout, None);
+            }
+            State::Connected => {
+                self.close(
+                    ConnectionError::KeepAliveTimeout,
+                    Some(DisconnectReason::KeepAliveTimeout),
+                );
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! ServerSession driven by a scripted client, one rule at a time.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use core::{num::NonZeroU16, num::NonZeroU32, time::Duration};
+use mqtt_codec::*;
+use mqtt_session::*;
+
+struct Harness {
+    server: ServerSession,
+    now: Instant,
+    version: ProtocolVersion,
+}
+
+fn pid(id: u16) -> PacketId {
+    PacketId::new(id).unwrap()
+}
+
+fn msg(t: &str, qos: QoS, id: u16) -> Publish {
+    let mut p = Publish::new(TopicName::try_from(t).unwrap(), &b"payload"[..]);
+    p.qos_pid = QosPid::new(qos, pid(id));
+    p
+}
+
+impl Harness {
+    fn new(options: ServerOptions) -> Harness {
+        Harness {
+            server: ServerSession::new(options, Instant::ZERO),
+            now: Instant::ZERO,
+            version: ProtocolVersion::V5,
+        }
+    }
+
+    /// CONNECT with `connect`, then accept (resuming `state`).
+    fn connect(&mut self, connect: Connect, state: Option<SessionState>) -> ConnAck {
+        self.version = connect.version;
+        self.recv(connect).unwrap();
+        assert!(matches!(
+            self.events().as_slice(),
+            [ServerEvent::Connect(_)]
+        ));
+        self.server.accept(self.now, ConnAck::default(), state);
+        // Only the CONNACK: what follows it is the test's to look at.
+        let first = self.server.poll_transmit(self.now);
+        let Some(Packet::ConnAck(ack)) = first else {
+            panic!("{first:?}")
+        };
+        *ack
+    }
+
+    fn connect_v(&mut self, v: ProtocolVersion) -> ConnAck {
+        self.connect(Connect::new(v, "c".try_into().unwrap()), None)
+    }
+
+    fn recv(&mut self, p: impl Into<Packet>) -> Result<(), ConnectionError> {
+        self.server.handle_packet(self.now, p.into())
+    }
+
+    fn sent(&mut self) -> Vec<Packet> {
+        std::iter::from_fn(|| self.server.poll_transmit(self.now)).collect()
+    }
+
+    fn events(&mut self) -> Vec<ServerEvent> {
+        std::iter::from_fn(|| self.server.poll_event()).collect()
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now = self.now + d;
+        self.server.handle_timeout(self.now);
+    }
+}
+
+#[test]
+fn the_first_packet_must_be_connect() {
+    // [MQTT-3.1.0-1]: closed without CONNACK.
+    let mut h = Harness::new(ServerOptions::default());
+    assert!(h.recv(Packet::PingReq).is_err());
+    assert!(h.sent().is_empty());
+    assert!(h.server.is_closed());
+    // Through the decoder too: bytes of a PINGREQ before CONNECT.
+    let mut h = Harness::new(ServerOptions::default());
+    let mut wire = BytesMut::from(&[0xC0u8, 0][..]);
+    assert!(h.server.handle_bytes(h.now, &mut wire).is_err());
+    assert!(h.sent().is_empty());
+}
+
+#[test]
+fn accept_announces_the_options_in_connack() {
+    let options = ServerOptions {
+        receive_maximum: 7,
+        maximum_qos: QoS::AtLeastOnce,
+        retain_available: false,
+        server_keep_alive: Some(20),
+        maximum_packet_size: 4096,
+        topic_alias_maximum: 3,
+        ..Default::default()
+    };
+    let mut h = Harness::new(options);
+    let ack = h.connect_v(ProtocolVersion::V5);
+    let p = &ack.properties;
+    assert_eq!(p.receive_maximum, NonZeroU16::new(7));
+    assert_eq!(p.maximum_qos, Some(QoS::AtLeastOnce));
+    assert_eq!(p.retain_available, Some(false));
+    assert_eq!(p.server_keep_alive, Some(20));
+    assert_eq!(p.maximum_packet_size, NonZeroU32::new(4096));
+    assert_eq!(p.topic_alias_maximum, Some(3));
+    assert!(!ack.session_present);
+}
+
+#[test]
+fn refusing_sends_connack_and_closes() {
+    // [MQTT-3.2.2-7]: a failure CONNACK, then close.
+    let mut h = Harness::new(ServerOptions::default());
+    h.recv(Connect::new(
+        ProtocolVersion::V3_1_1,
+        "c".try_into().unwrap(),
+    ))
+    .unwrap();
+    h.events();
+    h.server.refuse(ConnectReason::NotAuthorized);
+    let sent = h.sent();
+    assert!(
+        matches!(sent.as_slice(), [Packet::ConnAck(a)] if a.reason == ConnectReason::NotAuthorized)
+    );
+    assert!(h.server.is_closed());
+    // On the wire in 3.1.1 that is return code 5.
+    let mut wire = BytesMut::new();
+    sent[0].encode(ProtocolVersion::V3_1_1, &mut wire).unwrap();
+    assert_eq!(&wire[..], &[0x20, 2, 0, 5]);
+}
+
+#[test]
+fn an_unsupported_protocol_gets_connack_0x84() {
+    // [MQTT-3.1.2-2]
+    let mut h = Harness::new(ServerOptions::default());
+    let mut wire = BytesMut::from(&b"\x10\x0d\x00\x04MQTT\x07\x02\x00\x3c\x00\x01a"[..]);
+    assert!(h.server.handle_bytes(h.now, &mut wire).is_err());
+    let sent = h.sent();
+    assert!(
+        matches!(sent.as_slice(), [Packet::ConnAck(a)] if a.reason == ConnectReason::UnsupportedProtocolVersion)
+    );
+}
+
+#[test]
+fn a_second_connect_is_a_protocol_error() {
+    // [MQTT-3.1.0-2]
+    let mut h = Harness::new(ServerOptions::default());
+    h.connect_v(ProtocolVersion::V5);
+    let err = h
+        .recv(Connect::new(ProtocolVersion::V5, "c".try_into().unwrap()))
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        ConnectionError::Protocol {
+            reason: DisconnectReason::ProtocolError,
+            ..
+        }
+    ));
+    assert_eq!(
+        h.sent(),
+        [Packet::Disconnect(Disconnect::new(
+            DisconnectReason::ProtocolError
+        ))]
+    );
+}
+
+#[test]
+fn pingreq_is_answered_and_silence_times_out_at_one_and_a_half_keep_alive() {
+    // [MQTT-3.12.4-1]; [MQTT-3.1.2-22] (3.1.1 [MQTT-3.1.2-24]).
+    let mut h = Harness::new(ServerOptions::default());
+    let mut c = Connect::new(ProtocolVersion::V5, "c".try_into().unwrap());
+    c.keep_alive = 10;
+    h.connect(c, None);
+    h.recv(Packet::PingReq).unwrap();
+    assert_eq!(h.sent(), [Packet::PingResp]);
+    assert_eq!(h.server.poll_timeout(), Some(Instant::from_millis(15_000)));
+    h.advance(Duration::from_millis(14_999));
+    assert!(!h.server.is_closed());
+    h.advance(Duration::from_millis(1));
+    assert_eq!(
+        h.sent(),
+        [Packet::Disconnect(Disconnect::new(
+            DisconnectReason::KeepAliveTimeout
+        ))]
+    );
+    assert_eq!(
+        h.events(),
+        [ServerEvent::Disconnected(ConnectionError::KeepAliveTimeout)]
+    );
+    assert!(h.server.is_closed());
+}
+
+#[test]
+fn a_connection_that_never_sends_connect_is_dropped() {
+    let mut h = Harness::new(ServerOptions {
+        connect_timeout: Some(Duration::from_secs(3)),
+        ..Default::default()
+    });
+    h.advance(Duration::from_secs(3));
+    assert_eq!(
+        h.events(),
+        [ServerEvent::Disconnected(ConnectionError::ConnectTimeout)]
+    );
+    assert!(h.server.is_closed());
+}
+
+#[test]
+fn the_announced_limits_are_enforced() {
+    let options = ServerOptions {
+        maximum_qos: QoS::AtLeastOnce,
+        retain_available: false,
+        receive_maximum: 2,
+        ..Default::default()
+    };
+    // QoS above the maximum: 0x9B.
+    let mut h = Harness::new(options.clone());
+    h.connect_v(ProtocolVersion::V5);
+    h.recv(msg("t", QoS::ExactlyOnce, 1)).unwrap_err();
+    assert_eq!(
+        h.sent(),
+        [Packet::Disconnect(Disconnect::new(
+            DisconnectReason::QoSNotSupported
+        ))]
+    );
+    // RETAIN when not available: 0x9A.
+    let mut h = Harness::new(options.clone());
+    h.connect_v(ProtocolVersion::V5);
+    let mut r = msg("t", QoS::AtMostOnce, 1);
+    r.retain = true;
+    h.recv(r).unwrap_err();
+    assert_eq!(
+        h.sent(),
+        [Packet::Disconnect(Disconnect::new(
+            DisconnectReason::RetainNotSupported
+        ))]
+    );
+    // More QoS 2 messages awaiting PUBREL than the Receive Maximum: 0x93.
+    let mut h = Harness::new(ServerOptions {
+        receive_maximum: 2,
+        ..Default::default()
+    });
+    h.connect_v(ProtocolVersion::V5);
+    h.recv(msg("t", QoS::ExactlyOnce, 1)).unwrap();
+    h.recv(msg("t", QoS::ExactlyOnce, 2)).unwrap();
+    h.recv(msg("t", QoS::ExactlyOnce, 3)).unwrap_err();
+    let sent = h.sent();
+    assert_eq!(
+        sent.last(),
+        Some(&Packet::Disconnect(Disconnect::new(
+            DisconnectReason::ReceiveMaximumExceeded
+        )))
+    );
+}
+
+#[test]
+fn deliveries_keep_to_the_clients_receive_maximum_and_size() {
+    // [MQTT-3.3.4-7] / [MQTT-4.9.0-2]; [MQTT-3.1.2-25] too large: dropped for this client.
+    let mut h = Harness::new(ServerOptions::default());
+    let mut c = Connect::new(ProtocolVersion::V5, "c".try_into().unwrap());
+    c.properties.receive_maximum = NonZeroU16::new(2);
+    c.properties.maximum_packet_size = NonZeroU32::new(100);
+    h.connect(c, None);
+    let mut big = msg("t", QoS::AtLeastOnce, 1);
+    big.set_payload(vec![0u8; 200]);
+    assert_eq!(h.server.deliver(big), Err(DeliverError::TooLarge));
+    let requests: Vec<_> = (0..4)
+        .map(|i| {
+            h.server
+                .deliver(msg(&format!("t/{i}"), QoS::AtLeastOnce, 1))
+                .unwrap()
+        })
+        .collect();
+    let sent = h.sent();
+    let ids: Vec<_> = sent
+        .iter()
+        .map(|p| match p {
+            Packet::Publish(p) => p.packet_id().unwrap().get(),
+            p => panic!("{p:?}"),
+        })
+        .collect();
+    assert_eq!(ids, [1, 2]);
+    h.recv(PubAck::new(pid(1))).unwrap();
+    assert!(
+        matches!(h.events().as_slice(), [ServerEvent::Delivered { request, .. }] if *request == requests[0])
+    );
+    let sent = h.sent();
+    assert!(matches!(sent.as_slice(), [Packet::Publish(p)] if p.topic() == "t/2"));
+}
+
+#[test]
+fn session_state_survives_the_connection() {
+    // [MQTT-4.4.0-1]: a resumed session resends in-flight messages (DUP) and PUBREL in order;
+    // [MQTT-4.3.3-9]: QoS 2 ids awaiting PUBREL are kept, so a resend is not delivered twice.
+    let mut h = Harness::new(ServerOptions::default());
+    let mut c = Connect::new(ProtocolVersion::V3_1_1, "c".try_into().unwrap());
+    c.clean_start = false;
+    h.connect(c.clone(), None);
+    h.server.deliver(msg("a", QoS::AtLeastOnce, 1)).unwrap();
+    h.server.deliver(msg("b", QoS::ExactlyOnce, 1)).unwrap();
+    h.sent();
+    h.recv(PubRec::new(pid(2))).unwrap();
+    h.sent();
+    h.recv(msg("in", QoS::ExactlyOnce, 9)).unwrap();
+    assert!(matches!(h.events().as_slice(), [ServerEvent::Message(_)]));
+    h.server.connection_lost();
+    let state = h.server.session_state();
+    assert_eq!(state.inflight.len(), 2);
+    assert_eq!(state.awaiting_release, [pid(9)]);
+
+    let mut h2 = Harness::new(ServerOptions::default());
+    let ack = h2.connect(c, Some(state));
+    assert!(ack.session_present);
+    let resent = h2.sent();
+    assert!(
+        matches!(resent.as_slice(), [Packet::Publish(a), Packet::PubRel(r)] if a.dup && a.topic() == "a" && r.packet_id == pid(2)),
+        "{resent:?}"
+    );
+    // The client resends its unreleased QoS 2 message: acknowledged, not delivered again.
+    let mut again = msg("in", QoS::ExactlyOnce, 9);
+    again.dup = true;
+    h2.recv(again).unwrap();
+    assert_eq!(h2.sent(), [Packet::PubRec(PubRec::new(pid(9)))]);
+    assert!(h2.events().is_empty());
+}
+
+#[test]
+fn packets_sent_before_connack_are_handled_after_accept() {
+    let mut h = Harness::new(ServerOptions::default());
+    h.recv(Connect::new(ProtocolVersion::V5, "c".try_into().unwrap()))
+        .unwrap();
+    h.recv(msg("early", QoS::AtLeastOnce, 4)).unwrap();
+    assert!(matches!(h.events().as_slice(), [ServerEvent::Connect(_)]));
+    h.server.accept(h.now, ConnAck::default(), None);
+    let sent = h.sent();
+    assert!(
+        matches!(sent.as_slice(), [Packet::ConnAck(_), Packet::PubAck(a)] if a.packet_id == pid(4))
+    );
+    assert!(matches!(h.events().as_slice(), [ServerEvent::Message(m)] if m.topic() == "early"));
+}
+
+#[test]
+fn client_disconnect_is_reported_and_session_expiry_cannot_be_raised() {
+    let mut h = Harness::new(ServerOptions::default());
+    h.connect_v(ProtocolVersion::V5);
+    h.recv(Disconnect::new(DisconnectReason::NormalDisconnection))
+        .unwrap();
+    assert_eq!(
+        h.events(),
+        [ServerEvent::Disconnected(ConnectionError::ClosedByPeer(
+            DisconnectReason::NormalDisconnection
+        ))]
+    );
+    // [MQTT-3.14.2-2]
+    let mut h = Harness::new(ServerOptions::default());
+    h.connect_v(ProtocolVersion::V5);
+    let mut d = Disconnect::new(DisconnectReason::NormalDisconnection);
+    d.properties.session_expiry_interval = Some(60);
+    h.recv(d).unwrap_err();
+    assert_eq!(
+        h.sent(),
+        [Packet::Disconnect(Disconnect::new(
+            DisconnectReason::ProtocolError
+        ))]
+    );
+}
+
+#[test]
+fn subscribe_reaches_the_broker_and_suback_goes_out() {
+    let mut h = Harness::new(ServerOptions::default());
+    h.connect_v(ProtocolVersion::V3_1_1);
+    let sub = Subscribe {
+        packet_id: pid(3),
+        subscriptions: vec![Subscription::new(
+            TopicFilter::try_from("a/+").unwrap(),
+            QoS::AtLeastOnce,
+        )],
+        properties: Default::default(),
+    };
+    h.recv(sub.clone()).unwrap();
+    assert_eq!(h.events(), [ServerEvent::Subscribe(sub)]);
+    let suback = SubAck {
+        packet_id: pid(3),
+        reasons: vec![SubAckReason::GrantedQoS1],
+        properties: Default::default(),
+    };
+    h.server.suback(suback.clone());
+    assert_eq!(h.sent(), [Packet::SubAck(suback)]);
+}
