@@ -348,6 +348,15 @@ impl ClientSession {
             ConnectionState::Connected => {}
         }
         self.keep_alive.on_received();
+        if self.problem_information_refused(&packet) {
+            // Section 3.1.2.11.7: with Request Problem Information 0, a
+            // Reason String or User Property is allowed only on PUBLISH,
+            // CONNACK and DISCONNECT.
+            return Err(self.violation(
+                DisconnectReason::ProtocolError,
+                "reason string or user property not requested",
+            ));
+        }
         match packet {
             Packet::Publish(p) => self.on_publish(p),
             Packet::PubAck(a) => match self.outgoing.on_puback(a.packet_id, a.reason) {
@@ -403,6 +412,29 @@ impl ClientSession {
             // A second CONNACK, or a packet only clients send (the decoder
             // refuses those already).
             _ => Err(self.violation(DisconnectReason::ProtocolError, "unexpected packet")),
+        }
+    }
+
+    fn problem_information_refused(&self, packet: &Packet) -> bool {
+        if !self.options.version.is_v5()
+            || self.options.properties.request_problem_information != Some(false)
+        {
+            return false;
+        }
+        let ack = |p: &mqtt_codec::AckProperties| {
+            p.reason_string.is_some() || !p.user_properties.is_empty()
+        };
+        match packet {
+            Packet::PubAck(a) => ack(&a.properties),
+            Packet::PubRec(a) => ack(&a.properties),
+            Packet::PubRel(a) => ack(&a.properties),
+            Packet::PubComp(a) => ack(&a.properties),
+            Packet::SubAck(a) => ack(&a.properties),
+            Packet::UnsubAck(a) => ack(&a.properties),
+            Packet::Auth(a) => {
+                a.properties.reason_string.is_some() || !a.properties.user_properties.is_empty()
+            }
+            _ => false,
         }
     }
 

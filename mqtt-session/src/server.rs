@@ -259,6 +259,8 @@ impl ServerSession {
             State::AwaitingConnect => match packet {
                 Packet::Connect(c) => {
                     self.version = c.version;
+                    // Also when the CONNECT came as a packet rather than bytes.
+                    self.decoder.set_version(c.version);
                     self.connect = Some(c.clone());
                     self.state = State::AwaitingDecision;
                     self.events.push_back(ServerEvent::Connect(c));
@@ -274,6 +276,11 @@ impl ServerSession {
                 )),
             },
             State::AwaitingDecision => {
+                // Enhanced authentication happens before CONNACK (section 4.12).
+                if let Packet::Auth(a) = packet {
+                    self.events.push_back(ServerEvent::Auth(a));
+                    return Ok(());
+                }
                 // A client may send before CONNACK; keep it (bounded) until then.
                 if matches!(packet, Packet::Connect(_))
                     || self.early.len() >= self.options.max_queued

@@ -654,3 +654,24 @@ mod arbitrary_input {
         }
     }
 }
+
+#[test]
+fn without_problem_information_a_reason_string_on_an_ack_is_a_protocol_error() {
+    // Section 3.1.2.11.7: Request Problem Information 0 allows Reason String and
+    // User Property only on PUBLISH, CONNACK and DISCONNECT; the client answers 0x82.
+    let mut o = options(ProtocolVersion::V5);
+    o.properties.request_problem_information = Some(false);
+    let mut h = Harness::new(o);
+    h.connect();
+    h.client.publish(msg("a", QoS::AtLeastOnce)).unwrap();
+    h.sent();
+    let mut ack = PubAck::new(pid(1));
+    ack.properties.reason_string = Some("details".try_into().unwrap());
+    assert!(h.recv(ack).is_err());
+    assert_eq!(
+        h.sent(),
+        [Packet::Disconnect(Disconnect::new(
+            DisconnectReason::ProtocolError
+        ))]
+    );
+}

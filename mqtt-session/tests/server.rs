@@ -385,3 +385,34 @@ fn subscribe_reaches_the_broker_and_suback_goes_out() {
     h.server.suback(suback.clone());
     assert_eq!(h.sent(), [Packet::SubAck(suback)]);
 }
+
+#[test]
+fn enhanced_authentication_runs_before_connack() {
+    // Section 4.12: AUTH packets are exchanged between CONNECT and CONNACK.
+    let mut h = Harness::new(ServerOptions::default());
+    let mut c = Connect::new(ProtocolVersion::V5, "c".try_into().unwrap());
+    c.properties.authentication_method = Some("SCRAM-SHA-256".try_into().unwrap());
+    h.recv(c).unwrap();
+    assert!(matches!(h.events().as_slice(), [ServerEvent::Connect(_)]));
+    let mut challenge = Auth::default();
+    challenge.reason = AuthReason::ContinueAuthentication;
+    challenge.properties.authentication_method = Some("SCRAM-SHA-256".try_into().unwrap());
+    h.server.auth(challenge.clone());
+    assert_eq!(h.sent(), [Packet::Auth(challenge.clone())]);
+    h.recv(challenge.clone()).unwrap();
+    assert_eq!(h.events(), [ServerEvent::Auth(challenge)]);
+    h.server.accept(h.now, ConnAck::default(), None);
+    assert!(matches!(h.sent().as_slice(), [Packet::ConnAck(_)]));
+}
+
+#[test]
+fn a_connect_handed_over_as_a_packet_sets_the_version_for_later_bytes() {
+    let mut h = Harness::new(ServerOptions::default());
+    h.connect_v(ProtocolVersion::V5);
+    let mut wire = BytesMut::new();
+    msg("t", QoS::AtLeastOnce, 1)
+        .encode(ProtocolVersion::V5, &mut wire)
+        .unwrap();
+    h.server.handle_bytes(h.now, &mut wire).unwrap();
+    assert!(matches!(h.events().as_slice(), [ServerEvent::Message(_)]));
+}
