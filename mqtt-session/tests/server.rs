@@ -394,9 +394,13 @@ fn enhanced_authentication_runs_before_connack() {
     c.properties.authentication_method = Some("SCRAM-SHA-256".try_into().unwrap());
     h.recv(c).unwrap();
     assert!(matches!(h.events().as_slice(), [ServerEvent::Connect(_)]));
-    let mut challenge = Auth::default();
-    challenge.reason = AuthReason::ContinueAuthentication;
-    challenge.properties.authentication_method = Some("SCRAM-SHA-256".try_into().unwrap());
+    let challenge = Auth {
+        reason: AuthReason::ContinueAuthentication,
+        properties: AuthProperties {
+            authentication_method: Some("SCRAM-SHA-256".try_into().unwrap()),
+            ..Default::default()
+        },
+    };
     h.server.auth(challenge.clone());
     assert_eq!(h.sent(), [Packet::Auth(challenge.clone())]);
     h.recv(challenge.clone()).unwrap();
