@@ -2,6 +2,7 @@
 
 use crate::{
     ConnectionError, Event, InboundAliases, Instant, OutboundAliases, PublishError, RequestId,
+    SubscribeError,
     incoming::Incoming,
     keepalive::{ClientKeepAlive, KeepAliveAction},
     outgoing::{Fill, Outcome, Outgoing},
@@ -82,6 +83,12 @@ pub struct ServerLimits {
     pub topic_alias_maximum: u16,
     /// Keep alive in force (the Server Keep Alive if given).
     pub keep_alive: u16,
+    /// Whether topic filters with wildcards are accepted.
+    pub wildcard_subscriptions: bool,
+    /// Whether shared subscriptions (`$share/...`) are accepted.
+    pub shared_subscriptions: bool,
+    /// Whether Subscription Identifiers are accepted.
+    pub subscription_identifiers: bool,
 }
 
 impl ServerLimits {
@@ -93,6 +100,9 @@ impl ServerLimits {
             receive_maximum: u16::MAX,
             topic_alias_maximum: 0,
             keep_alive,
+            wildcard_subscriptions: true,
+            shared_subscriptions: true,
+            subscription_identifiers: true,
         }
     }
 
@@ -105,6 +115,9 @@ impl ServerLimits {
             receive_maximum: p.receive_maximum.map_or(u16::MAX, |v| v.get()),
             topic_alias_maximum: p.topic_alias_maximum.unwrap_or(0),
             keep_alive: p.server_keep_alive.unwrap_or(keep_alive),
+            wildcard_subscriptions: p.wildcard_subscription_available.unwrap_or(true),
+            shared_subscriptions: p.shared_subscription_available.unwrap_or(true),
+            subscription_identifiers: p.subscription_identifier_available.unwrap_or(true),
         }
     }
 }
@@ -593,11 +606,30 @@ impl ClientSession {
     }
 
     /// Queues a SUBSCRIBE; [`Event::Subscribed`] carries the SUBACK.
+    ///
+    /// Refused at once when it is empty, or (once connected) when it asks
+    /// for what the server said it does not support: wildcards, shared
+    /// subscriptions or a Subscription Identifier.
     pub fn subscribe(
         &mut self,
         subscriptions: Vec<Subscription>,
         properties: SubscribeProperties,
-    ) -> RequestId {
+    ) -> Result<RequestId, SubscribeError> {
+        if subscriptions.is_empty() {
+            return Err(SubscribeError::Empty);
+        }
+        let l = &self.limits;
+        if !l.subscription_identifiers && properties.subscription_identifier.is_some() {
+            return Err(SubscribeError::SubscriptionIdentifiersNotSupported);
+        }
+        for s in &subscriptions {
+            if !l.shared_subscriptions && s.filter.is_shared() {
+                return Err(SubscribeError::SharedSubscriptionsNotSupported);
+            }
+            if !l.wildcard_subscriptions && s.filter.has_wildcards() {
+                return Err(SubscribeError::WildcardSubscriptionsNotSupported);
+            }
+        }
         let request = self.next_request();
         let sub = Subscribe {
             packet_id: PacketId::MIN,
@@ -606,7 +638,7 @@ impl ClientSession {
         };
         self.queued_requests
             .push_back((request, Request::Subscribe(sub)));
-        request
+        Ok(request)
     }
 
     /// Queues an UNSUBSCRIBE; [`Event::Unsubscribed`] carries the UNSUBACK.
@@ -614,7 +646,10 @@ impl ClientSession {
         &mut self,
         filters: Vec<TopicFilter>,
         properties: UnsubscribeProperties,
-    ) -> RequestId {
+    ) -> Result<RequestId, SubscribeError> {
+        if filters.is_empty() {
+            return Err(SubscribeError::Empty);
+        }
         let request = self.next_request();
         let unsub = Unsubscribe {
             packet_id: PacketId::MIN,
@@ -623,7 +658,7 @@ impl ClientSession {
         };
         self.queued_requests
             .push_back((request, Request::Unsubscribe(unsub)));
-        request
+        Ok(request)
     }
 
     /// Queues an AUTH packet (MQTT 5 enhanced authentication).

@@ -129,6 +129,24 @@ pub enum ConnectionError {
     TransportClosed,
 }
 
+/// Why [`ClientSession::subscribe`] or [`ClientSession::unsubscribe`]
+/// refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SubscribeError {
+    /// No topic filter ([MQTT-3.8.3-2], [MQTT-3.10.3-2]).
+    #[error("no topic filter")]
+    Empty,
+    /// The server announced Wildcard Subscription Available = 0.
+    #[error("the server does not support wildcard subscriptions")]
+    WildcardSubscriptionsNotSupported,
+    /// The server announced Shared Subscription Available = 0.
+    #[error("the server does not support shared subscriptions")]
+    SharedSubscriptionsNotSupported,
+    /// The server announced Subscription Identifier Available = 0.
+    #[error("the server does not support subscription identifiers")]
+    SubscriptionIdentifiersNotSupported,
+}
+
 /// Why [`ClientSession::publish`] refused a message.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PublishError {

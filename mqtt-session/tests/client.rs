@@ -211,13 +211,15 @@ fn server_receive_maximum_bounds_messages_in_flight() {
     assert_eq!(publishes(&first).len(), 2);
     assert_eq!((h.client.in_flight(), h.client.queued()), (2, 3));
     // [MQTT-4.9.0-3]: other packets still flow with the quota exhausted.
-    h.client.subscribe(
-        vec![Subscription::new(
-            TopicFilter::try_from("x").unwrap(),
-            QoS::AtMostOnce,
-        )],
-        Default::default(),
-    );
+    h.client
+        .subscribe(
+            vec![Subscription::new(
+                TopicFilter::try_from("x").unwrap(),
+                QoS::AtMostOnce,
+            )],
+            Default::default(),
+        )
+        .unwrap();
     assert!(matches!(h.sent().as_slice(), [Packet::Subscribe(_)]));
     h.recv(PubAck::new(pid(1))).unwrap();
     let next = h.sent();
@@ -446,13 +448,16 @@ fn subscribe_and_unsubscribe_complete_with_their_acks() {
     // [MQTT-2.3.1-2] fresh ids; SUBACK/UNSUBACK matched by id.
     let mut h = Harness::new(options(ProtocolVersion::V5));
     // Asked before connecting: sent once connected.
-    let sub = h.client.subscribe(
-        vec![Subscription::new(
-            TopicFilter::try_from("a/#").unwrap(),
-            QoS::AtLeastOnce,
-        )],
-        Default::default(),
-    );
+    let sub = h
+        .client
+        .subscribe(
+            vec![Subscription::new(
+                TopicFilter::try_from("a/#").unwrap(),
+                QoS::AtLeastOnce,
+            )],
+            Default::default(),
+        )
+        .unwrap();
     h.connect();
     let sent = h.sent();
     let [Packet::Subscribe(s)] = sent.as_slice() else {
@@ -471,10 +476,13 @@ fn subscribe_and_unsubscribe_complete_with_their_acks() {
             suback
         }]
     );
-    let unsub = h.client.unsubscribe(
-        vec![TopicFilter::try_from("a/#").unwrap()],
-        Default::default(),
-    );
+    let unsub = h
+        .client
+        .unsubscribe(
+            vec![TopicFilter::try_from("a/#").unwrap()],
+            Default::default(),
+        )
+        .unwrap();
     let sent = h.sent();
     let [Packet::Unsubscribe(u)] = sent.as_slice() else {
         panic!()
@@ -674,4 +682,42 @@ fn without_problem_information_a_reason_string_on_an_ack_is_a_protocol_error() {
             DisconnectReason::ProtocolError
         ))]
     );
+}
+
+#[test]
+fn subscriptions_the_server_does_not_support_are_refused_locally() {
+    // CONNACK's Wildcard / Shared / Subscription Identifier Available = 0 are obeyed.
+    let mut h = Harness::new(options(ProtocolVersion::V5));
+    let mut ack = ConnAck::new(ConnectReason::Success);
+    ack.properties.wildcard_subscription_available = Some(false);
+    ack.properties.shared_subscription_available = Some(false);
+    ack.properties.subscription_identifier_available = Some(false);
+    h.connect_with(ack);
+    let sub = |f: &str| {
+        vec![Subscription::new(
+            TopicFilter::try_from(f).unwrap(),
+            QoS::AtMostOnce,
+        )]
+    };
+    assert_eq!(
+        h.client.subscribe(sub("a/+"), Default::default()),
+        Err(SubscribeError::WildcardSubscriptionsNotSupported)
+    );
+    assert_eq!(
+        h.client.subscribe(sub("$share/g/a"), Default::default()),
+        Err(SubscribeError::SharedSubscriptionsNotSupported)
+    );
+    let props = SubscribeProperties {
+        subscription_identifier: NonZeroU32::new(4),
+        ..Default::default()
+    };
+    assert_eq!(
+        h.client.subscribe(sub("a"), props),
+        Err(SubscribeError::SubscriptionIdentifiersNotSupported)
+    );
+    assert_eq!(
+        h.client.subscribe(Vec::new(), Default::default()),
+        Err(SubscribeError::Empty)
+    );
+    assert!(h.client.subscribe(sub("a/b"), Default::default()).is_ok());
 }
