@@ -741,6 +741,11 @@ impl ClientSession {
         if let Packet::Publish(p) = &mut packet {
             self.outbound_aliases.apply(p);
         }
+        crate::fit::fit(
+            &mut packet,
+            self.options.version,
+            self.limits.maximum_packet_size,
+        );
         self.keep_alive
             .on_sent(now, matches!(packet, Packet::PingReq));
         if self.state == ConnectionState::Disconnecting && self.transmit.is_empty() {

@@ -34,6 +34,7 @@ extern crate alloc;
 
 mod alias;
 mod client;
+mod fit;
 mod ids;
 mod incoming;
 mod keepalive;

@@ -597,6 +597,7 @@ impl ServerSession {
         if let Packet::Publish(p) = &mut packet {
             self.outbound_aliases.apply(p);
         }
+        crate::fit::fit(&mut packet, self.version, self.client_max_packet);
         if self.state == State::Closing && self.transmit.is_empty() {
             self.state = State::Closed;
         }

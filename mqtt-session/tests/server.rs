@@ -420,3 +420,50 @@ fn a_connect_handed_over_as_a_packet_sets_the_version_for_later_bytes() {
     h.server.handle_bytes(h.now, &mut wire).unwrap();
     assert!(matches!(h.events().as_slice(), [ServerEvent::Message(_)]));
 }
+
+#[test]
+fn diagnostics_are_dropped_to_fit_the_clients_maximum_packet_size() {
+    // [MQTT-3.9.2-1], [MQTT-3.9.2-2], [MQTT-3.2.2-19]: Reason String first, then User Properties.
+    let mut h = Harness::new(ServerOptions::default());
+    let mut c = Connect::new(ProtocolVersion::V5, "c".try_into().unwrap());
+    c.properties.maximum_packet_size = NonZeroU32::new(40);
+    h.recv(c).unwrap();
+    h.events();
+    let mut ack = ConnAck::default();
+    ack.properties.reason_string = Some(
+        "a reason string far too long to fit in forty bytes"
+            .try_into()
+            .unwrap(),
+    );
+    h.server.accept(h.now, ack, None);
+    let sent = h.sent();
+    let [Packet::ConnAck(ack)] = sent.as_slice() else {
+        panic!("{sent:?}")
+    };
+    assert!(ack.properties.reason_string.is_none());
+    assert!(sent[0].encoded_len(ProtocolVersion::V5) <= 40);
+
+    let user = UserProperty::new(
+        "k".try_into().unwrap(),
+        "a value of some length, too long".try_into().unwrap(),
+    );
+    let small = UserProperty::new("k".try_into().unwrap(), "v".try_into().unwrap());
+    for (users, kept) in [(vec![small.clone()], true), (vec![user], false)] {
+        let suback = SubAck {
+            packet_id: pid(1),
+            reasons: vec![SubAckReason::GrantedQoS0],
+            properties: AckProperties {
+                reason_string: Some("another long reason string".try_into().unwrap()),
+                user_properties: users,
+            },
+        };
+        h.server.suback(suback);
+        let sent = h.sent();
+        let [Packet::SubAck(s)] = sent.as_slice() else {
+            panic!("{sent:?}")
+        };
+        assert!(s.properties.reason_string.is_none());
+        assert_eq!(!s.properties.user_properties.is_empty(), kept);
+        assert!(sent[0].encoded_len(ProtocolVersion::V5) <= 40);
+    }
+}
