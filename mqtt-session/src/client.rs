@@ -458,7 +458,7 @@ impl ClientSession {
         }
         let asked_clean = self.options.clean_start && !self.connected_once;
         if c.session_present && asked_clean {
-            // [MQTT-3.2.2-4] (3.1.1): a clean session cannot be present.
+            // [MQTT-3.2.2-4]: a clean session cannot be present.
             return Err(self.violation(
                 DisconnectReason::ProtocolError,
                 "session present after clean start",

@@ -41,7 +41,7 @@ impl Incoming {
                 ack: Some(PubAck::new(id).into()),
             },
             QosPid::ExactlyOnce(id) => {
-                // [MQTT-4.3.3-9]: until PUBREL, a repeat is acknowledged, not delivered.
+                // [MQTT-4.3.3-10] (3.1.1 [MQTT-4.3.3-2]): until PUBREL, a repeat is acknowledged, not delivered.
                 let new = !self.awaiting_rel.contains(&id.get());
                 if new {
                     if self.awaiting_rel.len() >= usize::from(receive_maximum) {

@@ -234,7 +234,7 @@ impl ServerSession {
 
     fn decode_error(&mut self, e: DecodeError) -> ConnectionError {
         if self.state == State::AwaitingConnect {
-            // [MQTT-3.1.4-1], [MQTT-3.1.4-2]: refuse a bad CONNECT, with
+            // [MQTT-3.1.4-1], [MQTT-3.1.2-2]: refuse a bad CONNECT, with
             // CONNACK when the version is known.
             if let DecodeError::UnsupportedProtocol { .. } = e {
                 self.transmit
@@ -360,7 +360,7 @@ impl ServerSession {
                     .as_ref()
                     .is_none_or(|c| c.properties.session_expiry_interval.unwrap_or(0) == 0);
                 if asked_zero && d.properties.session_expiry_interval.is_some_and(|v| v != 0) {
-                    // [MQTT-3.14.2-2]: 0 at CONNECT cannot become non-zero.
+                    // Section 3.14.2.2.2: a Session Expiry of 0 at CONNECT cannot become non-zero.
                     return Err(self.violation(
                         DisconnectReason::ProtocolError,
                         "session expiry raised at DISCONNECT",
@@ -384,11 +384,11 @@ impl ServerSession {
 
     fn on_publish(&mut self, mut publish: Publish) -> Result<(), ConnectionError> {
         if publish.qos() > self.options.maximum_qos {
-            // [MQTT-3.2.2-12]
+            // [MQTT-3.2.2-11]: above the Maximum QoS announced.
             return Err(self.violation(DisconnectReason::QoSNotSupported, "QoS above the maximum"));
         }
         if publish.retain && !self.options.retain_available {
-            // [MQTT-3.2.2-13]
+            // [MQTT-3.2.2-14]: RETAIN while Retain Available is 0.
             return Err(
                 self.violation(DisconnectReason::RetainNotSupported, "retain not available")
             );
@@ -411,7 +411,7 @@ impl ServerSession {
                 }
                 Ok(())
             }
-            // [MQTT-3.3.4-9]
+            // [MQTT-3.3.4-7]: more than the Receive Maximum announced.
             Err(reason) => {
                 Err(self.violation(reason, "more QoS 2 messages than the Receive Maximum"))
             }

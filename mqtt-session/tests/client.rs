@@ -79,6 +79,7 @@ fn publishes(sent: &[Packet]) -> Vec<&Publish> {
 
 #[test]
 fn connect_carries_the_options_and_connack_limits_are_obeyed() {
+    // [MQTT-3.1.2-21], [MQTT-3.2.2-21]: the Server Keep Alive replaces the client's.
     let mut o = options(ProtocolVersion::V5);
     o.keep_alive = 30;
     o.properties.receive_maximum = NonZeroU16::new(10);
@@ -103,7 +104,7 @@ fn connect_carries_the_options_and_connack_limits_are_obeyed() {
     );
     assert_eq!(h.client.options().client_id, "assigned");
     // [MQTT-3.2.2-11] never above Maximum QoS; [MQTT-3.2.2-14] no RETAIN when unavailable;
-    // [MQTT-3.1.2-24] never above the server's Maximum Packet Size.
+    // [MQTT-3.2.2-15] never above the server's Maximum Packet Size.
     assert!(matches!(
         h.client.publish(msg("t", QoS::ExactlyOnce)),
         Err(PublishError::QoSNotSupported { .. })
@@ -127,7 +128,8 @@ fn connect_carries_the_options_and_connack_limits_are_obeyed() {
 
 #[test]
 fn qos1_publish_gets_a_fresh_id_and_completes_on_puback() {
-    // [MQTT-4.3.2-1] new id, QoS 1, DUP 0; [MQTT-4.3.2-2] kept until PUBACK.
+    // 3.1.1 [MQTT-4.3.2-1] (v5 [MQTT-4.3.2-1], [MQTT-4.3.2-2], [MQTT-4.3.2-3]): a new
+    // unused id, QoS 1, DUP 0, kept until PUBACK; 3.1.1 [MQTT-2.3.1-2]: fresh ids.
     let mut h = Harness::new(options(ProtocolVersion::V3_1_1));
     h.connect();
     let r1 = h.client.publish(msg("a", QoS::AtLeastOnce)).unwrap();
@@ -176,7 +178,8 @@ fn qos2_publish_runs_pubrec_pubrel_pubcomp() {
 
 #[test]
 fn a_failed_pubrec_ends_the_flow_without_pubrel() {
-    // [MQTT-4.3.3-4]: PUBREL only after a successful PUBREC; a failure frees the id.
+    // [MQTT-4.3.3-4], [MQTT-4.4.0-2]: PUBREL only after a successful PUBREC; a failure
+    // completes the message (no retransmission) and frees the id.
     let mut h = Harness::new(options(ProtocolVersion::V5));
     h.connect();
     let r = h.client.publish(msg("a", QoS::ExactlyOnce)).unwrap();
@@ -197,6 +200,7 @@ fn a_failed_pubrec_ends_the_flow_without_pubrel() {
 
 #[test]
 fn server_receive_maximum_bounds_messages_in_flight() {
+    // [MQTT-4.9.0-1]
     // [MQTT-4.9.0-2]: never more unacknowledged QoS 1/2 PUBLISHes than the Receive Maximum.
     let mut h = Harness::new(options(ProtocolVersion::V5));
     let mut ack = ConnAck::new(ConnectReason::Success);
@@ -210,7 +214,7 @@ fn server_receive_maximum_bounds_messages_in_flight() {
     let first = h.sent();
     assert_eq!(publishes(&first).len(), 2);
     assert_eq!((h.client.in_flight(), h.client.queued()), (2, 3));
-    // [MQTT-4.9.0-3]: other packets still flow with the quota exhausted.
+    // [MQTT-3.3.4-8]: other packets still flow with the quota exhausted.
     h.client
         .subscribe(
             vec![Subscription::new(
@@ -231,6 +235,7 @@ fn server_receive_maximum_bounds_messages_in_flight() {
 
 #[test]
 fn incoming_qos1_is_acknowledged_with_its_id() {
+    // [MQTT-3.3.4-1], [MQTT-4.5.0-2]; 3.1.1 [MQTT-2.3.1-6], [MQTT-3.3.4-1], [MQTT-4.3.2-2], [MQTT-4.5.0-2]
     // [MQTT-4.3.2-4]
     let mut h = Harness::new(options(ProtocolVersion::V3_1_1));
     h.connect();
@@ -243,7 +248,8 @@ fn incoming_qos1_is_acknowledged_with_its_id() {
 
 #[test]
 fn incoming_qos2_is_delivered_once_until_pubrel() {
-    // [MQTT-4.3.3-8] PUBREC with the id; [MQTT-4.3.3-9] a repeat before PUBREL is not
+    // [MQTT-2.2.1-5], [MQTT-3.3.4-1], [MQTT-4.3.3-12]
+    // [MQTT-4.3.3-8] PUBREC with the id; [MQTT-4.3.3-10] a repeat before PUBREL is not
     // delivered again; [MQTT-4.3.3-11] PUBREL answered by PUBCOMP.
     let mut h = Harness::new(options(ProtocolVersion::V5));
     h.connect();
@@ -277,6 +283,7 @@ fn incoming_qos2_is_delivered_once_until_pubrel() {
 
 #[test]
 fn reconnect_with_session_present_resends_in_order_with_dup() {
+    // [MQTT-3.3.1-1], [MQTT-4.3.3-6], [MQTT-4.6.0-1]; 3.1.1 [MQTT-2.3.1-3], [MQTT-3.3.1-1], [MQTT-4.4.0-1], [MQTT-4.6.0-1]
     // [MQTT-4.4.0-1]: unacknowledged PUBLISH (DUP 1) and PUBREL, original ids, original order.
     let mut o = options(ProtocolVersion::V3_1_1);
     o.clean_start = false;
@@ -322,6 +329,7 @@ fn reconnect_with_session_present_resends_in_order_with_dup() {
 
 #[test]
 fn reconnect_without_session_resends_as_new_messages() {
+    // [MQTT-3.2.2-5]: a session the server did not keep is not resumed.
     let mut o = options(ProtocolVersion::V5);
     o.clean_start = false;
     let mut h = Harness::new(o);
@@ -366,6 +374,7 @@ fn keep_alive_pings_when_idle_and_detects_a_silent_server() {
 
 #[test]
 fn topic_aliases_from_the_server_are_resolved_and_checked() {
+    // [MQTT-3.3.2-10]
     let mut o = options(ProtocolVersion::V5);
     o.properties.topic_alias_maximum = Some(2);
     let mut h = Harness::new(o);
@@ -413,6 +422,7 @@ fn topic_aliases_from_the_server_are_resolved_and_checked() {
 
 #[test]
 fn outgoing_topic_aliases_stay_within_the_server_maximum() {
+    // [MQTT-3.2.2-17], [MQTT-3.3.2-9]
     let mut o = options(ProtocolVersion::V5);
     o.outgoing_topic_aliases = true;
     let mut h = Harness::new(o);
@@ -445,7 +455,7 @@ fn outgoing_topic_aliases_stay_within_the_server_maximum() {
 
 #[test]
 fn subscribe_and_unsubscribe_complete_with_their_acks() {
-    // [MQTT-2.3.1-2] fresh ids; SUBACK/UNSUBACK matched by id.
+    // [MQTT-2.2.1-3] fresh ids; SUBACK/UNSUBACK matched by id.
     let mut h = Harness::new(options(ProtocolVersion::V5));
     // Asked before connecting: sent once connected.
     let sub = h
@@ -544,6 +554,7 @@ fn protocol_violations_close_with_the_right_reason() {
 
 #[test]
 fn refused_connection_and_server_disconnect_are_reported() {
+    // [MQTT-4.13.2-1]
     let mut h = Harness::new(options(ProtocolVersion::V3_1_1));
     h.client.connect(h.now);
     h.sent();
@@ -601,6 +612,7 @@ fn bytes_in_and_out_round_trip_through_the_codec() {
 
 #[test]
 fn a_normal_disconnect_is_reported_once_sent_and_the_session_resumes() {
+    // [MQTT-3.14.4-2]
     let mut o = options(ProtocolVersion::V5);
     o.clean_start = false;
     let mut h = Harness::new(o);
@@ -665,6 +677,7 @@ mod arbitrary_input {
 
 #[test]
 fn without_problem_information_a_reason_string_on_an_ack_is_a_protocol_error() {
+    // [MQTT-3.1.2-29]
     // Section 3.1.2.11.7: Request Problem Information 0 allows Reason String and
     // User Property only on PUBLISH, CONNACK and DISCONNECT; the client answers 0x82.
     let mut o = options(ProtocolVersion::V5);

@@ -249,6 +249,7 @@ proptest! {
 
     #[test]
     fn qos_guarantees_hold_across_cuts_v311(ops in proptest::collection::vec(op(), 0..120)) {
+    // 3.1.1 [MQTT-2.3.1-2], [MQTT-4.3.3-1]
         run(ProtocolVersion::V3_1_1, 0, ops);
     }
 }

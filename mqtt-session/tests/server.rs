@@ -71,6 +71,7 @@ impl Harness {
 
 #[test]
 fn the_first_packet_must_be_connect() {
+    // 3.1.1 [MQTT-3.1.0-1]
     // [MQTT-3.1.0-1]: closed without CONNACK.
     let mut h = Harness::new(ServerOptions::default());
     assert!(h.recv(Packet::PingReq).is_err());
@@ -108,6 +109,7 @@ fn accept_announces_the_options_in_connack() {
 
 #[test]
 fn refusing_sends_connack_and_closes() {
+    // [MQTT-4.13.2-1]; 3.1.1 [MQTT-3.2.2-5]
     // [MQTT-3.2.2-7]: a failure CONNACK, then close.
     let mut h = Harness::new(ServerOptions::default());
     h.recv(Connect::new(
@@ -142,6 +144,7 @@ fn an_unsupported_protocol_gets_connack_0x84() {
 
 #[test]
 fn a_second_connect_is_a_protocol_error() {
+    // [MQTT-4.13.1-1]
     // [MQTT-3.1.0-2]
     let mut h = Harness::new(ServerOptions::default());
     h.connect_v(ProtocolVersion::V5);
@@ -165,6 +168,7 @@ fn a_second_connect_is_a_protocol_error() {
 
 #[test]
 fn pingreq_is_answered_and_silence_times_out_at_one_and_a_half_keep_alive() {
+    // [MQTT-3.2.2-22]
     // [MQTT-3.12.4-1]; [MQTT-3.1.2-22] (3.1.1 [MQTT-3.1.2-24]).
     let mut h = Harness::new(ServerOptions::default());
     let mut c = Connect::new(ProtocolVersion::V5, "c".try_into().unwrap());
@@ -253,7 +257,8 @@ fn the_announced_limits_are_enforced() {
 
 #[test]
 fn deliveries_keep_to_the_clients_receive_maximum_and_size() {
-    // [MQTT-3.3.4-7] / [MQTT-4.9.0-2]; [MQTT-3.1.2-25] too large: dropped for this client.
+    // [MQTT-3.3.4-9] / [MQTT-2.2.1-4]: within the client's Receive Maximum;
+    // [MQTT-3.1.2-24], [MQTT-3.1.2-25]: too large for the client, dropped for it.
     let mut h = Harness::new(ServerOptions::default());
     let mut c = Connect::new(ProtocolVersion::V5, "c".try_into().unwrap());
     c.properties.receive_maximum = NonZeroU16::new(2);
@@ -288,8 +293,10 @@ fn deliveries_keep_to_the_clients_receive_maximum_and_size() {
 
 #[test]
 fn session_state_survives_the_connection() {
+    // 3.1.1 [MQTT-2.3.1-4], [MQTT-3.2.0-1], [MQTT-4.1.0-1]
     // [MQTT-4.4.0-1]: a resumed session resends in-flight messages (DUP) and PUBREL in order;
-    // [MQTT-4.3.3-9]: QoS 2 ids awaiting PUBREL are kept, so a resend is not delivered twice.
+    // [MQTT-4.3.3-10] (3.1.1 [MQTT-4.3.3-2]): QoS 2 ids awaiting PUBREL are kept, so a resend
+    // is not delivered twice; [MQTT-3.3.1-1] (3.1.1 [MQTT-3.3.1-1], [MQTT-4.4.0-1]): DUP on resend.
     let mut h = Harness::new(ServerOptions::default());
     let mut c = Connect::new(ProtocolVersion::V3_1_1, "c".try_into().unwrap());
     c.clean_start = false;
@@ -349,7 +356,7 @@ fn client_disconnect_is_reported_and_session_expiry_cannot_be_raised() {
             DisconnectReason::NormalDisconnection
         ))]
     );
-    // [MQTT-3.14.2-2]
+    // Section 3.14.2.2.2: a Session Expiry of 0 at CONNECT cannot become non-zero.
     let mut h = Harness::new(ServerOptions::default());
     h.connect_v(ProtocolVersion::V5);
     let mut d = Disconnect::new(DisconnectReason::NormalDisconnection);

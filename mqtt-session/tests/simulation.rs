@@ -332,6 +332,7 @@ proptest! {
 
     #[test]
     fn qos_guarantees_hold_both_ways_v311(ops in proptest::collection::vec(op(), 0..150)) {
+    // 3.1.1 [MQTT-4.3.3-1], [MQTT-4.3.3-2]
         run(ProtocolVersion::V3_1_1, 0, 0, ops);
     }
 
