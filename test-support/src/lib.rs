@@ -37,9 +37,12 @@ pub fn missing<T>(test: &str, peer: &str) -> Option<T> {
     None
 }
 
+/// `program` on `PATH`, or in the sbin directories where Debian puts
+/// daemons such as `mosquitto` (often not on a user's `PATH`).
 fn on_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
         .map(|dir| dir.join(program))
         .find(|p| is_executable(p))
 }

@@ -1,0 +1,142 @@
+//! The connection type every transport produces.
+
+use rustls_pki_types::CertificateDer;
+use std::{
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll},
+};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Which transport carries a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    /// Plain TCP.
+    Tcp,
+    /// TLS over TCP.
+    Tls,
+    /// WebSocket over TCP.
+    WebSocket,
+    /// WebSocket over TLS.
+    SecureWebSocket,
+}
+
+/// What is known about a connection, whatever its transport.
+#[derive(Clone, Debug)]
+pub struct ConnectionInfo {
+    /// The transport.
+    pub kind: TransportKind,
+    /// The peer's address.
+    pub peer_addr: SocketAddr,
+    /// This end's address.
+    pub local_addr: SocketAddr,
+    /// The certificate chain the peer presented over TLS (a client
+    /// certificate on the server side), leaf first; empty without TLS or
+    /// without a client certificate.
+    pub peer_certificates: Vec<CertificateDer<'static>>,
+    /// The ALPN protocol agreed over TLS, if any.
+    pub alpn: Option<Vec<u8>>,
+    /// The TLS server name the client asked for (server side), if any.
+    pub server_name: Option<String>,
+    /// The WebSocket upgrade request's headers (name, value), for
+    /// authentication upstream (cookies, bearer tokens, X-Forwarded-For).
+    pub http_headers: Vec<(String, String)>,
+}
+
+impl ConnectionInfo {
+    /// Info for a plain TCP connection.
+    pub fn tcp(peer_addr: SocketAddr, local_addr: SocketAddr) -> ConnectionInfo {
+        ConnectionInfo {
+            kind: TransportKind::Tcp,
+            peer_addr,
+            local_addr,
+            peer_certificates: Vec::new(),
+            alpn: None,
+            server_name: None,
+            http_headers: Vec::new(),
+        }
+    }
+}
+
+/// A byte stream that any transport produces.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// An established connection on any transport: an ordered, lossless byte
+/// stream (`AsyncRead + AsyncWrite`) for the MQTT codec to frame, plus what
+/// is known about the peer. The client and the broker see the same type
+/// whether the bytes travel over TCP, TLS, WebSocket or secure WebSocket.
+pub struct Connection {
+    io: Box<dyn Io>,
+    info: ConnectionInfo,
+}
+
+impl Connection {
+    /// A connection over `io`.
+    pub fn new(io: impl Io, info: ConnectionInfo) -> Connection {
+        Connection {
+            io: Box::new(io),
+            info,
+        }
+    }
+
+    /// What is known about the connection.
+    pub fn info(&self) -> &ConnectionInfo {
+        &self.info
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.info.peer_addr
+    }
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.io).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,108 @@
+//! Accepting connections over TCP or TLS.
+
+use crate::{Connection, ConnectionInfo, ServerTls, TransportError, TransportKind};
+use std::{net::SocketAddr, time::Duration};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+
+/// A listening socket for MQTT over TCP, or over TLS when given [`ServerTls`].
+///
+/// [`accept`](Self::accept) only takes the TCP connection; the TLS handshake
+/// happens in [`Incoming::establish`], so a server can run each handshake in
+/// its own task and one slow client never holds up the others.
+pub struct Listener {
+    tcp: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    handshake_timeout: Duration,
+}
+
+impl Listener {
+    /// Binds to `addr` (e.g. `"127.0.0.1:0"`).
+    pub async fn bind(
+        addr: impl ToSocketAddrs,
+        tls: Option<ServerTls>,
+    ) -> Result<Listener, TransportError> {
+        let tls = match tls {
+            Some(t) => Some(tokio_rustls::TlsAcceptor::from(t.config()?)),
+            None => None,
+        };
+        Ok(Listener {
+            tcp: TcpListener::bind(addr).await?,
+            tls,
+            handshake_timeout: Duration::from_secs(10),
+        })
+    }
+
+    /// Sets how long a client may take to finish the TLS handshake.
+    pub fn set_handshake_timeout(&mut self, timeout: Duration) {
+        self.handshake_timeout = timeout;
+    }
+
+    /// The bound address (with the port the system chose for port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr, TransportError> {
+        Ok(self.tcp.local_addr()?)
+    }
+
+    /// The kind of connection this listener produces.
+    pub fn kind(&self) -> TransportKind {
+        if self.tls.is_some() {
+            TransportKind::Tls
+        } else {
+            TransportKind::Tcp
+        }
+    }
+
+    /// Waits for the next TCP connection.
+    pub async fn accept(&self) -> Result<Incoming, TransportError> {
+        let (stream, peer) = self.tcp.accept().await?;
+        stream.set_nodelay(true)?;
+        Ok(Incoming {
+            stream,
+            peer,
+            tls: self.tls.clone(),
+            handshake_timeout: self.handshake_timeout,
+        })
+    }
+}
+
+/// A TCP connection that has been accepted and may still need its TLS handshake.
+pub struct Incoming {
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    handshake_timeout: Duration,
+}
+
+impl Incoming {
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Completes the connection (the TLS handshake, on a TLS listener).
+    pub async fn establish(self) -> Result<Connection, TransportError> {
+        let local = self.stream.local_addr()?;
+        let mut info = ConnectionInfo::tcp(self.peer, local);
+        let Some(acceptor) = self.tls else {
+            return Ok(Connection::new(self.stream, info));
+        };
+        let tls = tokio::time::timeout(self.handshake_timeout, acceptor.accept(self.stream))
+            .await
+            .map_err(|_| TransportError::Timeout {
+                what: "TLS handshake",
+                after: self.handshake_timeout,
+            })?
+            .map_err(|source| TransportError::Tls {
+                peer: self.peer.to_string(),
+                source,
+            })?;
+        let (_, session) = tls.get_ref();
+        info.kind = TransportKind::Tls;
+        info.alpn = session.alpn_protocol().map(<[u8]>::to_vec);
+        info.server_name = session.server_name().map(str::to_string);
+        info.peer_certificates = session
+            .peer_certificates()
+            .map(<[_]>::to_vec)
+            .unwrap_or_default();
+        Ok(Connection::new(tls, info))
+    }
+}

@@ -1,0 +1,391 @@
+//! TCP and TLS transports, both sides, on 127.0.0.1 with ephemeral ports;
+//! certificates generated in the test (rcgen); and Debian's mosquitto with a
+//! TLS listener as a real peer.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use mqtt_codec::{
+    BytesMut, ConnAck, Connect, ConnectReason, Decoder, Encode, Packet, ProtocolVersion,
+};
+use mqtt_transport_tcp::*;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use std::{sync::Arc, time::Duration};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A test certificate authority.
+struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        Ca {
+            issuer: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap(),
+        }
+    }
+
+    fn cert(&self) -> CertificateDer<'static> {
+        self.issuer.der().clone()
+    }
+
+    fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A certificate for `names` with common name `cn`: (chain, key, cert PEM, key PEM).
+    fn leaf(
+        &self,
+        cn: &str,
+        names: &[&str],
+    ) -> (
+        Vec<CertificateDer<'static>>,
+        PrivateKeyDer<'static>,
+        String,
+        String,
+    ) {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let der = PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        (
+            vec![cert.der().clone()],
+            der,
+            cert.pem(),
+            key.serialize_pem(),
+        )
+    }
+}
+
+fn server_tls(ca: &Ca) -> ServerTls {
+    let (certs, key, ..) = ca.leaf("localhost", &["localhost", "127.0.0.1"]);
+    ServerTls {
+        certs,
+        key: Arc::new(key),
+        client_ca: None,
+        alpn: vec![b"mqtt".to_vec()],
+    }
+}
+
+fn client_options(ca: &Ca) -> ConnectOptions {
+    ConnectOptions {
+        timeout: Duration::from_secs(5),
+        tls: ClientTls {
+            roots: Roots::Custom(vec![ca.cert()]),
+            alpn: vec![b"mqtt".to_vec()],
+            ..Default::default()
+        },
+    }
+}
+
+async fn read_packet(conn: &mut Connection, decoder: &mut Decoder, buf: &mut BytesMut) -> Packet {
+    loop {
+        if let Some(p) = decoder.decode(buf).unwrap() {
+            return p;
+        }
+        let n = conn.read_buf(buf).await.unwrap();
+        assert!(n > 0, "connection closed before a whole packet");
+    }
+}
+
+async fn send(conn: &mut Connection, p: impl Into<Packet>, v: ProtocolVersion) {
+    let mut out = BytesMut::new();
+    p.into().encode(v, &mut out).unwrap();
+    conn.write_all(&out).await.unwrap();
+}
+
+/// Serves one connection: answers CONNECT with CONNACK; returns the info.
+async fn serve_one(listener: Listener) -> Result<ConnectionInfo, TransportError> {
+    let mut conn = listener.accept().await?.establish().await?;
+    let info = conn.info().clone();
+    let mut decoder = Decoder::server();
+    let mut buf = BytesMut::new();
+    let Packet::Connect(c) = read_packet(&mut conn, &mut decoder, &mut buf).await else {
+        panic!("expected CONNECT")
+    };
+    send(&mut conn, ConnAck::new(ConnectReason::Success), c.version).await;
+    Ok(info)
+}
+
+/// Client side of the same exchange.
+async fn connect_and_handshake(
+    addr: &ServerAddr,
+    options: &ConnectOptions,
+) -> Result<Connection, TransportError> {
+    let mut conn = connect(addr, options).await?;
+    send(
+        &mut conn,
+        Connect::new(ProtocolVersion::V5, "t".try_into().unwrap()),
+        ProtocolVersion::V5,
+    )
+    .await;
+    let mut decoder = Decoder::client(ProtocolVersion::V5);
+    let mut buf = BytesMut::new();
+    assert!(matches!(
+        read_packet(&mut conn, &mut decoder, &mut buf).await,
+        Packet::ConnAck(_)
+    ));
+    Ok(conn)
+}
+
+#[tokio::test]
+async fn plain_tcp_connect_and_exchange() {
+    let listener = Listener::bind("127.0.0.1:0", None).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(serve_one(listener));
+    let addr = ServerAddr::parse(&format!("mqtt://127.0.0.1:{port}")).unwrap();
+    let conn = connect_and_handshake(&addr, &ConnectOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(conn.info().kind, TransportKind::Tcp);
+    assert_eq!(conn.peer_addr().port(), port);
+    let info = server.await.unwrap().unwrap();
+    assert_eq!(info.kind, TransportKind::Tcp);
+    assert_eq!(info.peer_addr, conn.info().local_addr);
+}
+
+#[tokio::test]
+async fn tls_with_a_test_ca_and_alpn() {
+    let ca = Ca::new("test CA");
+    let listener = Listener::bind("127.0.0.1:0", Some(server_tls(&ca)))
+        .await
+        .unwrap();
+    assert_eq!(listener.kind(), TransportKind::Tls);
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(serve_one(listener));
+    let addr = ServerAddr::parse(&format!("mqtts://localhost:{port}")).unwrap();
+    let conn = connect_and_handshake(&addr, &client_options(&ca))
+        .await
+        .unwrap();
+    assert_eq!(conn.info().kind, TransportKind::Tls);
+    assert_eq!(conn.info().alpn.as_deref(), Some(&b"mqtt"[..]));
+    assert_eq!(conn.info().peer_certificates.len(), 1, "the server's leaf");
+    let info = server.await.unwrap().unwrap();
+    assert_eq!(info.server_name.as_deref(), Some("localhost"));
+    assert!(info.peer_certificates.is_empty(), "no client certificate");
+}
+
+#[tokio::test]
+async fn mutual_tls_exposes_the_client_certificate() {
+    let ca = Ca::new("test CA");
+    let mut tls = server_tls(&ca);
+    tls.client_ca = Some(vec![ca.cert()]);
+    let listener = Listener::bind("127.0.0.1:0", Some(tls)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(serve_one(listener));
+    let (chain, key, ..) = ca.leaf("device-7", &["device-7"]);
+    let mut options = client_options(&ca);
+    options.tls.identity = Some((chain.clone(), Arc::new(key)));
+    let addr = ServerAddr::parse(&format!("mqtts://localhost:{port}")).unwrap();
+    connect_and_handshake(&addr, &options).await.unwrap();
+    let info = server.await.unwrap().unwrap();
+    assert_eq!(
+        info.peer_certificates, chain,
+        "the broker sees the client's certificate"
+    );
+}
+
+#[tokio::test]
+async fn an_untrusted_client_certificate_is_rejected() {
+    let ca = Ca::new("test CA");
+    let rogue = Ca::new("rogue CA");
+    let mut tls = server_tls(&ca);
+    tls.client_ca = Some(vec![ca.cert()]);
+    let listener = Listener::bind("127.0.0.1:0", Some(tls)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(serve_one(listener));
+    let (chain, key, ..) = rogue.leaf("intruder", &["intruder"]);
+    let mut options = client_options(&ca);
+    options.tls.identity = Some((chain, Arc::new(key)));
+    let addr = ServerAddr::parse(&format!("mqtts://localhost:{port}")).unwrap();
+    // TLS 1.3 reports the rejection to the client after its handshake, at
+    // the first read; either way the client never gets a CONNACK.
+    let client = tokio::spawn(async move {
+        let mut conn = connect(&addr, &options).await?;
+        send(
+            &mut conn,
+            Connect::new(ProtocolVersion::V5, "t".try_into().unwrap()),
+            ProtocolVersion::V5,
+        )
+        .await;
+        let mut buf = [0u8; 16];
+        match conn.read(&mut buf).await {
+            Ok(0) | Err(_) => Err(TransportError::TlsConfig("rejected".into())),
+            Ok(_) => Ok(()),
+        }
+    });
+    let err = server.await.unwrap().unwrap_err();
+    assert!(matches!(err, TransportError::Tls { .. }), "{err}");
+    assert!(client.await.unwrap().is_err());
+}
+
+#[tokio::test]
+async fn an_untrusted_server_certificate_is_rejected() {
+    let ca = Ca::new("test CA");
+    let other = Ca::new("other CA");
+    let listener = Listener::bind("127.0.0.1:0", Some(server_tls(&ca)))
+        .await
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(serve_one(listener));
+    let addr = ServerAddr::parse(&format!("mqtts://localhost:{port}")).unwrap();
+    let err = connect(&addr, &client_options(&other)).await.unwrap_err();
+    assert!(matches!(err, TransportError::Tls { .. }), "{err}");
+    assert!(err.to_string().contains("TLS handshake"), "{err}");
+}
+
+#[tokio::test]
+async fn errors_say_what_failed() {
+    // Nothing listens: a TCP error naming the address.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let addr = ServerAddr::parse(&format!("mqtt://127.0.0.1:{port}")).unwrap();
+    let err = connect(&addr, &ConnectOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TransportError::Connect { .. }), "{err}");
+    // A server that never answers the TLS handshake: a timeout.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let addr = ServerAddr::parse(&format!("mqtts://localhost:{port}")).unwrap();
+    let mut options = client_options(&Ca::new("ca"));
+    options.timeout = Duration::from_millis(300);
+    let err = connect(&addr, &options).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TransportError::Timeout {
+                what: "connect",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // A WebSocket URL is not this transport's.
+    let err = connect(
+        &ServerAddr::parse("ws://127.0.0.1:1/mqtt").unwrap(),
+        &ConnectOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, TransportError::UnsupportedScheme(_)));
+    // A server-side handshake that never comes times out too.
+    let ca = Ca::new("ca");
+    let mut listener = Listener::bind("127.0.0.1:0", Some(server_tls(&ca)))
+        .await
+        .unwrap();
+    listener.set_handshake_timeout(Duration::from_millis(200));
+    let port = listener.local_addr().unwrap().port();
+    let _idle = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let err = listener
+        .accept()
+        .await
+        .unwrap()
+        .establish()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TransportError::Timeout {
+                what: "TLS handshake",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+/// Our TLS client against Debian's mosquitto with a TLS listener: CONNECT,
+/// SUBSCRIBE and a PUBLISH that comes back through the broker.
+#[tokio::test]
+async fn tls_client_against_mosquitto() {
+    let Some(mosquitto) = mqtt_test_support::program("tls_client_against_mosquitto", "mosquitto")
+    else {
+        return;
+    };
+    let ca = Ca::new("test CA");
+    let (_, _, cert_pem, key_pem) = ca.leaf("localhost", &["localhost"]);
+    let dir = std::env::temp_dir().join(format!("mqtt-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert_pem).unwrap();
+    std::fs::write(dir.join("key.pem"), key_pem).unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let conf = format!(
+        "listener {port} 127.0.0.1\nallow_anonymous true\ncafile {d}/ca.pem\ncertfile {d}/cert.pem\nkeyfile {d}/key.pem\n",
+        d = dir.display()
+    );
+    std::fs::write(dir.join("mosquitto.conf"), conf).unwrap();
+    let mut broker = tokio::process::Command::new(mosquitto)
+        .arg("-c")
+        .arg(dir.join("mosquitto.conf"))
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = ServerAddr::parse(&format!("mqtts://localhost:{port}")).unwrap();
+    let mut options = ConnectOptions::default();
+    options.tls.roots = Roots::Custom(vec![ca.cert()]);
+    let mut conn = None;
+    for _ in 0..50 {
+        match connect(&addr, &options).await {
+            Ok(c) => {
+                conn = Some(c);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let mut conn = conn.expect("mosquitto accepts TLS connections");
+    assert_eq!(conn.info().kind, TransportKind::Tls);
+    let v = ProtocolVersion::V3_1_1;
+    let mut decoder = Decoder::client(v);
+    let mut buf = BytesMut::new();
+    send(
+        &mut conn,
+        Connect::new(v, "tls-test".try_into().unwrap()),
+        v,
+    )
+    .await;
+    let Packet::ConnAck(ack) = read_packet(&mut conn, &mut decoder, &mut buf).await else {
+        panic!()
+    };
+    assert_eq!(ack.reason, ConnectReason::Success);
+    let sub = mqtt_codec::Subscribe {
+        packet_id: mqtt_codec::PacketId::MIN,
+        subscriptions: vec![mqtt_codec::Subscription::new(
+            "tls/t".try_into().unwrap(),
+            mqtt_codec::QoS::AtMostOnce,
+        )],
+        properties: Default::default(),
+    };
+    send(&mut conn, sub, v).await;
+    assert!(matches!(
+        read_packet(&mut conn, &mut decoder, &mut buf).await,
+        Packet::SubAck(_)
+    ));
+    send(
+        &mut conn,
+        mqtt_codec::Publish::new("tls/t".try_into().unwrap(), &b"over tls"[..]),
+        v,
+    )
+    .await;
+    let Packet::Publish(p) = read_packet(&mut conn, &mut decoder, &mut buf).await else {
+        panic!()
+    };
+    assert_eq!(p.payload(), b"over tls");
+    let _ = broker.kill().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
