@@ -1,0 +1,559 @@
+//! MQTT over WebSocket on 127.0.0.1 with ephemeral ports: our client and
+//! server, raw WebSocket peers that split and batch frames, refusals, WSS,
+//! and Debian's mosquitto with a websockets listener.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)] // test code: a panic is a failed test; tungstenite callback signature
+
+use futures_util::{SinkExt, StreamExt};
+use mqtt_codec::*;
+use mqtt_transport_tcp::{
+    ClientTls, Connection, Listener, Roots, ServerAddr, ServerTls, TransportKind,
+};
+use mqtt_transport_ws::*;
+use std::{sync::Arc, time::Duration};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+
+async fn read_packet(conn: &mut Connection, d: &mut Decoder, buf: &mut BytesMut) -> Option<Packet> {
+    loop {
+        if let Some(p) = d.decode(buf).unwrap() {
+            return Some(p);
+        }
+        match conn.read_buf(buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+async fn send(conn: &mut Connection, p: impl Into<Packet>, v: ProtocolVersion) {
+    let mut out = BytesMut::new();
+    p.into().encode(v, &mut out).unwrap();
+    conn.write_all(&out).await.unwrap();
+    conn.flush().await.unwrap();
+}
+
+/// A small MQTT server: CONNACK, SUBACK, PINGRESP, PUBACK, and every PUBLISH
+/// echoed back at QoS 0. Returns what it saw of each connection.
+async fn echo_server(
+    tls: Option<ServerTls>,
+    options: WsServerOptions,
+) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
+    let listener = Listener::bind("127.0.0.1:0", tls).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let mut log = Vec::new();
+        let Ok(incoming) = listener.accept().await else {
+            return log;
+        };
+        let conn = match incoming.establish().await {
+            Ok(c) => c,
+            Err(e) => {
+                log.push(format!("tls error {e}"));
+                return log;
+            }
+        };
+        let mut conn = match accept(conn, &options).await {
+            Ok(c) => c,
+            Err(e) => {
+                log.push(format!("refused {e}"));
+                return log;
+            }
+        };
+        log.push(format!("kind {:?}", conn.info().kind));
+        for (name, value) in &conn.info().http_headers {
+            log.push(format!("header {name}: {value}"));
+        }
+        let mut d = Decoder::server().with_max_packet_size(4 << 20);
+        let mut buf = BytesMut::new();
+        let mut v = ProtocolVersion::V3_1_1;
+        while let Some(p) = read_packet(&mut conn, &mut d, &mut buf).await {
+            log.push(format!("{:?}", p.packet_type()));
+            match p {
+                Packet::Connect(c) => {
+                    v = c.version;
+                    send(&mut conn, ConnAck::new(ConnectReason::Success), v).await;
+                }
+                Packet::Subscribe(s) => {
+                    let reasons = s
+                        .subscriptions
+                        .iter()
+                        .map(|s| SubAckReason::granted(s.options.qos))
+                        .collect();
+                    send(
+                        &mut conn,
+                        SubAck {
+                            packet_id: s.packet_id,
+                            reasons,
+                            properties: Default::default(),
+                        },
+                        v,
+                    )
+                    .await;
+                }
+                Packet::Publish(p) => {
+                    if let Some(id) = p.packet_id() {
+                        send(&mut conn, PubAck::new(id), v).await;
+                    }
+                    let mut echo = Publish::new(p.topic_name(), p.payload_bytes());
+                    echo.retain = false;
+                    send(&mut conn, echo, v).await;
+                }
+                Packet::PingReq => send(&mut conn, Packet::PingResp, v).await,
+                Packet::Disconnect(_) => break,
+                _ => {}
+            }
+        }
+        log
+    });
+    (port, task)
+}
+
+async fn mqtt_connect(conn: &mut Connection, v: ProtocolVersion) -> (Decoder, BytesMut) {
+    send(conn, Connect::new(v, "ws-client".try_into().unwrap()), v).await;
+    let mut d = Decoder::client(v).with_max_packet_size(4 << 20);
+    let mut buf = BytesMut::new();
+    assert!(matches!(
+        read_packet(conn, &mut d, &mut buf).await,
+        Some(Packet::ConnAck(_))
+    ));
+    (d, buf)
+}
+
+fn addr(scheme: &str, host: &str, port: u16, path: &str) -> ServerAddr {
+    ServerAddr::parse(&format!("{scheme}://{host}:{port}{path}")).unwrap()
+}
+
+#[tokio::test]
+async fn client_and_server_exchange_packets_with_headers() {
+    let (port, server) = echo_server(None, WsServerOptions::default()).await;
+    let options = WsConnectOptions {
+        headers: vec![("Authorization".into(), "Bearer token-1".into())],
+        ..Default::default()
+    };
+    let mut conn = connect(&addr("ws", "127.0.0.1", port, "/mqtt"), &options)
+        .await
+        .unwrap();
+    assert_eq!(conn.info().kind, TransportKind::WebSocket);
+    let v = ProtocolVersion::V5;
+    let (mut d, mut buf) = mqtt_connect(&mut conn, v).await;
+    send(
+        &mut conn,
+        Publish::new("a/b".try_into().unwrap(), &b"hi"[..]),
+        v,
+    )
+    .await;
+    let Some(Packet::Publish(p)) = read_packet(&mut conn, &mut d, &mut buf).await else {
+        panic!()
+    };
+    assert_eq!((p.topic(), p.payload()), ("a/b", &b"hi"[..]));
+    send(&mut conn, Disconnect::default(), v).await;
+    let log = server.await.unwrap();
+    assert!(log.contains(&"kind WebSocket".to_string()), "{log:?}");
+    assert!(
+        log.contains(&"header authorization: Bearer token-1".to_string()),
+        "{log:?}"
+    );
+    assert!(
+        log.contains(&"header sec-websocket-protocol: mqtt".to_string()),
+        "{log:?}"
+    );
+}
+
+#[tokio::test]
+async fn packets_may_span_frames_and_frames_may_hold_several_packets() {
+    // [MQTT-6.0.0-2]: the receiver treats the frames as one byte stream.
+    let (port, server) = echo_server(None, WsServerOptions::default()).await;
+    let mut req = format!("ws://127.0.0.1:{port}/mqtt")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("sec-websocket-protocol", "mqtt".parse().unwrap());
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+    let v = ProtocolVersion::V3_1_1;
+    let mut connect = BytesMut::new();
+    Connect::new(v, "split".try_into().unwrap())
+        .encode(v, &mut connect)
+        .unwrap();
+    // CONNECT cut into one-byte frames.
+    for b in connect.iter() {
+        ws.send(Message::binary(vec![*b])).await.unwrap();
+    }
+    // PINGREQ, SUBSCRIBE and a 1 MiB PUBLISH's first half in one frame, the rest in another.
+    let mut batch = BytesMut::new();
+    Packet::PingReq.encode(v, &mut batch).unwrap();
+    Subscribe {
+        packet_id: PacketId::MIN,
+        subscriptions: vec![Subscription::new("t".try_into().unwrap(), QoS::AtMostOnce)],
+        properties: Default::default(),
+    }
+    .encode(v, &mut batch)
+    .unwrap();
+    Publish::new("t".try_into().unwrap(), vec![7u8; 1 << 20])
+        .encode(v, &mut batch)
+        .unwrap();
+    let half = batch.len() / 2;
+    ws.send(Message::binary(batch[..half].to_vec()))
+        .await
+        .unwrap();
+    ws.send(Message::binary(batch[half..].to_vec()))
+        .await
+        .unwrap();
+    // Read what comes back as one stream too.
+    let mut stream = BytesMut::new();
+    let mut d = Decoder::client(v).with_max_packet_size(4 << 20);
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        match ws.next().await.unwrap().unwrap() {
+            Message::Binary(b) => stream.extend_from_slice(&b),
+            _ => continue,
+        }
+        while let Some(p) = d.decode(&mut stream).unwrap() {
+            got.push(p);
+        }
+    }
+    let types: Vec<_> = got.iter().map(Packet::packet_type).collect();
+    assert_eq!(
+        types,
+        [
+            PacketType::ConnAck,
+            PacketType::PingResp,
+            PacketType::SubAck,
+            PacketType::Publish
+        ]
+    );
+    let Packet::Publish(p) = &got[3] else {
+        panic!()
+    };
+    assert_eq!(p.payload().len(), 1 << 20, "a 1 MiB packet crosses intact");
+    ws.close(None).await.unwrap();
+    let log = server.await.unwrap();
+    assert!(log.contains(&"Connect".to_string()), "{log:?}");
+}
+
+#[tokio::test]
+async fn our_client_reassembles_and_batches() {
+    // A raw WebSocket server that sends CONNACK in two frames and
+    // SUBACK + PUBLISH in one.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server =
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let cb = |_req: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                  mut resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
+            resp.headers_mut().insert("sec-websocket-protocol", "mqtt".parse().unwrap());
+            Ok(resp)
+        };
+            let mut ws = tokio_tungstenite::accept_hdr_async(tcp, cb).await.unwrap();
+            let v = ProtocolVersion::V3_1_1;
+            // Our client batches CONNECT + SUBSCRIBE written before a flush into one frame.
+            let Some(Ok(Message::Binary(first))) = ws.next().await else {
+                panic!()
+            };
+            let mut d = Decoder::server();
+            let mut b = BytesMut::from(&first[..]);
+            let mut n = 0;
+            while d.decode(&mut b).unwrap().is_some() {
+                n += 1;
+            }
+            let mut out = BytesMut::new();
+            ConnAck::new(ConnectReason::Success)
+                .encode(v, &mut out)
+                .unwrap();
+            ws.send(Message::binary(out[..2].to_vec())).await.unwrap();
+            ws.send(Message::binary(out[2..].to_vec())).await.unwrap();
+            let mut out = BytesMut::new();
+            SubAck {
+                packet_id: PacketId::MIN,
+                reasons: vec![SubAckReason::GrantedQoS0],
+                properties: Default::default(),
+            }
+            .encode(v, &mut out)
+            .unwrap();
+            Publish::new("t".try_into().unwrap(), &b"x"[..])
+                .encode(v, &mut out)
+                .unwrap();
+            ws.send(Message::binary(out.to_vec())).await.unwrap();
+            n
+        });
+    let mut conn = connect(
+        &addr("ws", "127.0.0.1", port, "/mqtt"),
+        &WsConnectOptions::default(),
+    )
+    .await
+    .unwrap();
+    let v = ProtocolVersion::V3_1_1;
+    let mut out = BytesMut::new();
+    Connect::new(v, "c".try_into().unwrap())
+        .encode(v, &mut out)
+        .unwrap();
+    Subscribe {
+        packet_id: PacketId::MIN,
+        subscriptions: vec![Subscription::new("t".try_into().unwrap(), QoS::AtMostOnce)],
+        properties: Default::default(),
+    }
+    .encode(v, &mut out)
+    .unwrap();
+    conn.write_all(&out[..10]).await.unwrap();
+    conn.write_all(&out[10..]).await.unwrap();
+    conn.flush().await.unwrap();
+    let mut d = Decoder::client(v);
+    let mut buf = BytesMut::new();
+    let mut types = Vec::new();
+    while types.len() < 3 {
+        types.push(
+            read_packet(&mut conn, &mut d, &mut buf)
+                .await
+                .unwrap()
+                .packet_type(),
+        );
+    }
+    assert_eq!(
+        types,
+        [PacketType::ConnAck, PacketType::SubAck, PacketType::Publish]
+    );
+    assert_eq!(
+        server.await.unwrap(),
+        2,
+        "CONNECT and SUBSCRIBE arrived in one frame"
+    );
+}
+
+#[tokio::test]
+async fn a_text_frame_ends_the_connection() {
+    // [MQTT-6.0.0-1]
+    let listener = Listener::bind("127.0.0.1:0", None).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let conn = listener.accept().await.unwrap().establish().await.unwrap();
+        let mut conn = accept(conn, &WsServerOptions::default()).await.unwrap();
+        let mut buf = [0u8; 64];
+        conn.read(&mut buf).await
+    });
+    let mut req = format!("ws://127.0.0.1:{port}/mqtt")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("sec-websocket-protocol", "mqtt".parse().unwrap());
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+    ws.send(Message::text("{\"hello\": 1}")).await.unwrap();
+    let err = server.await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+}
+
+#[tokio::test]
+async fn upgrades_are_refused_with_clear_http_errors() {
+    // Wrong subprotocol: 400.
+    let (port, _s) = echo_server(None, WsServerOptions::default()).await;
+    let options = WsConnectOptions {
+        subprotocol: "graphql-ws".into(),
+        ..Default::default()
+    };
+    let err = connect(&addr("ws", "127.0.0.1", port, "/mqtt"), &options)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WsError::Refused { status: 400, .. }), "{err}");
+    // Wrong path: 404.
+    let (port, _s) = echo_server(None, WsServerOptions::default()).await;
+    let err = connect(
+        &addr("ws", "127.0.0.1", port, "/other"),
+        &WsConnectOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, WsError::Refused { status: 404, .. }), "{err}");
+    // Origin not allowed: 403; an allowed one passes.
+    let origins = WsServerOptions {
+        allowed_origins: Some(vec!["https://dashboard.example".into()]),
+        ..Default::default()
+    };
+    let (port, _s) = echo_server(None, origins.clone()).await;
+    let evil = WsConnectOptions {
+        headers: vec![("Origin".into(), "https://evil.example".into())],
+        ..Default::default()
+    };
+    let err = connect(&addr("ws", "127.0.0.1", port, "/mqtt"), &evil)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WsError::Refused { status: 403, .. }), "{err}");
+    let (port, _s) = echo_server(None, origins).await;
+    let good = WsConnectOptions {
+        headers: vec![("Origin".into(), "https://dashboard.example".into())],
+        ..Default::default()
+    };
+    assert!(
+        connect(&addr("ws", "127.0.0.1", port, "/mqtt"), &good)
+            .await
+            .is_ok()
+    );
+    // The legacy mqttv3.1 subprotocol is accepted and echoed.
+    let (port, _s) = echo_server(None, WsServerOptions::default()).await;
+    let legacy = WsConnectOptions {
+        subprotocol: "mqttv3.1".into(),
+        ..Default::default()
+    };
+    assert!(
+        connect(&addr("ws", "127.0.0.1", port, "/mqtt"), &legacy)
+            .await
+            .is_ok()
+    );
+}
+
+struct Ca(rcgen::CertifiedIssuer<'static, rcgen::KeyPair>);
+
+impl Ca {
+    fn new() -> Ca {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "ws test CA");
+        Ca(
+            rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap())
+                .unwrap(),
+        )
+    }
+
+    fn server_tls(&self) -> ServerTls {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&key, &self.0)
+            .unwrap();
+        ServerTls {
+            certs: vec![cert.der().clone()],
+            key: Arc::new(
+                mqtt_transport_tcp::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+            ),
+            client_ca: None,
+            alpn: Vec::new(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn secure_websocket_with_a_test_ca() {
+    let ca = Ca::new();
+    let (port, server) = echo_server(Some(ca.server_tls()), WsServerOptions::default()).await;
+    let mut options = WsConnectOptions::default();
+    options.connect.tls = ClientTls {
+        roots: Roots::Custom(vec![ca.0.der().clone()]),
+        ..Default::default()
+    };
+    let mut conn = connect(&addr("wss", "localhost", port, "/mqtt"), &options)
+        .await
+        .unwrap();
+    assert_eq!(conn.info().kind, TransportKind::SecureWebSocket);
+    mqtt_connect(&mut conn, ProtocolVersion::V5).await;
+    send(&mut conn, Disconnect::default(), ProtocolVersion::V5).await;
+    assert!(
+        server
+            .await
+            .unwrap()
+            .contains(&"kind SecureWebSocket".to_string())
+    );
+}
+
+/// Our WebSocket client against Debian's mosquitto with a websockets listener.
+#[tokio::test]
+async fn websocket_client_against_mosquitto() {
+    let Some(mosquitto) =
+        mqtt_test_support::program("websocket_client_against_mosquitto", "mosquitto")
+    else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("mqtt-ws-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.join("mosquitto.conf"),
+        format!("listener {port} 127.0.0.1\nprotocol websockets\nallow_anonymous true\n"),
+    )
+    .unwrap();
+    let mut broker = tokio::process::Command::new(mosquitto)
+        .arg("-c")
+        .arg(dir.join("mosquitto.conf"))
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Some builds (Debian's 2.0.11 among them) have no WebSocket support and
+    // exit at once: that is a missing capability of the peer, reported as a
+    // skip whether or not peers are required.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    if let Ok(Some(_)) = broker.try_wait() {
+        let mut err = String::new();
+        if let Some(mut e) = broker.stderr.take() {
+            let _ = e.read_to_string(&mut err).await;
+        }
+        use std::io::Write;
+        let _ = std::io::stderr().lock().write_all(
+            format!("websocket_client_against_mosquitto: skipped, this mosquitto has no websockets support ({})\n", err.trim())
+                .as_bytes(),
+        );
+        let _ = std::fs::remove_dir_all(dir);
+        return;
+    }
+    let target = addr("ws", "127.0.0.1", port, "/mqtt");
+    let mut conn = None;
+    for _ in 0..50 {
+        match connect(&target, &WsConnectOptions::default()).await {
+            Ok(c) => {
+                conn = Some(c);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let mut conn = conn.expect("mosquitto accepts WebSocket connections");
+    for v in [ProtocolVersion::V3_1_1] {
+        let (mut d, mut buf) = mqtt_connect(&mut conn, v).await;
+        let sub = Subscribe {
+            packet_id: PacketId::MIN,
+            subscriptions: vec![Subscription::new(
+                "ws/t".try_into().unwrap(),
+                QoS::AtLeastOnce,
+            )],
+            properties: Default::default(),
+        };
+        send(&mut conn, sub, v).await;
+        assert!(matches!(
+            read_packet(&mut conn, &mut d, &mut buf).await,
+            Some(Packet::SubAck(_))
+        ));
+        let mut p = Publish::new("ws/t".try_into().unwrap(), &b"through mosquitto"[..]);
+        p.qos_pid = QosPid::AtLeastOnce(PacketId::MIN);
+        send(&mut conn, p, v).await;
+        let mut got_message = false;
+        let mut got_ack = false;
+        while !(got_message && got_ack) {
+            match read_packet(&mut conn, &mut d, &mut buf)
+                .await
+                .expect("packet")
+            {
+                Packet::PubAck(_) => got_ack = true,
+                Packet::Publish(m) => {
+                    assert_eq!(m.payload(), b"through mosquitto");
+                    if let Some(id) = m.packet_id() {
+                        send(&mut conn, PubAck::new(id), v).await;
+                    }
+                    got_message = true;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    let _ = broker.kill().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
