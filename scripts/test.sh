@@ -4,6 +4,7 @@
 # Installs what is missing first (and skips what is already there):
 #   - Debian: mosquitto, mosquitto-clients
 #   - PyPI:   paho-mqtt 2.x
+#   - npm:    mqtt 5.x (MQTT.js), into .peers/
 # Then runs `cargo test --workspace` with MQTT_PEERS_REQUIRED=1, so a test
 # whose peer is missing fails instead of skipping.
 set -euo pipefail
@@ -26,6 +27,12 @@ if ! python3 -c 'import paho.mqtt.client' >/dev/null 2>&1; then
   echo "installing paho-mqtt (pip)"
   python3 -m pip install --quiet --disable-pip-version-check 'paho-mqtt>=2,<3' \
     || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'paho-mqtt>=2,<3'
+fi
+
+# npm packages go in .peers/ at the workspace root, where the tests look.
+if [ ! -f .peers/node_modules/mqtt/package.json ]; then
+  echo "installing mqtt (npm) into .peers/"
+  npm install --prefix .peers --no-audit --no-fund --silent 'mqtt@5' >/dev/null
 fi
 
 export MQTT_PEERS_REQUIRED=1

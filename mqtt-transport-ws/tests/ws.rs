@@ -557,3 +557,117 @@ async fn websocket_client_against_mosquitto() {
     let _ = broker.kill().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+const MQTTJS_SCRIPT: &str = r#"
+const mqtt = require('mqtt');
+const [url, version] = process.argv.slice(2);
+const c = mqtt.connect(url, { protocolVersion: Number(version), clientId: 'mqttjs-' + version, reconnectPeriod: 0, connectTimeout: 5000 });
+c.on('connect', () => {
+  c.subscribe('js/t', { qos: 1 }, (err) => {
+    if (err) { console.error('SUBSCRIBE', err.message); process.exit(2); }
+    c.publish('js/t', 'from mqtt.js', { qos: 1 });
+  });
+});
+c.on('message', (topic, payload) => {
+  console.log('MESSAGE ' + topic + ' ' + payload.toString());
+  c.end(false, () => process.exit(0));
+});
+c.on('error', (e) => { console.error('ERROR', e.message); process.exit(1); });
+setTimeout(() => { console.error('TIMEOUT'); process.exit(3); }, 10000);
+"#;
+
+/// MQTT.js (npm `mqtt`) over `ws://` against our WebSocket server, in 3.1.1 and 5.0.
+#[tokio::test]
+async fn mqttjs_over_websocket_against_our_server() {
+    let Some((node, node_path)) =
+        mqtt_test_support::node_with("mqttjs_over_websocket_against_our_server", "mqtt")
+    else {
+        return;
+    };
+    let script = std::env::temp_dir().join(format!("mqttjs-ws-{}.js", std::process::id()));
+    std::fs::write(&script, MQTTJS_SCRIPT).unwrap();
+    for version in ["4", "5"] {
+        let (port, server) = echo_server(None, WsServerOptions::default()).await;
+        let out = tokio::process::Command::new(&node)
+            .arg(&script)
+            .arg(format!("ws://127.0.0.1:{port}/mqtt"))
+            .arg(version)
+            .env("NODE_PATH", &node_path)
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "MQTT.js v{version}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("MESSAGE js/t from mqtt.js"), "{stdout}");
+        let log = server.await.unwrap();
+        assert!(
+            log.contains(&"header sec-websocket-protocol: mqtt".to_string()),
+            "{log:?}"
+        );
+        for t in ["Connect", "Subscribe", "Publish"] {
+            assert!(log.contains(&t.to_string()), "{log:?}");
+        }
+    }
+    let _ = std::fs::remove_file(script);
+}
+
+const PAHO_WS_SCRIPT: &str = r#"
+import sys, threading
+import paho.mqtt.client as mqtt
+port, v5 = int(sys.argv[1]), sys.argv[2] == "5"
+got = threading.Event()
+c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="paho-ws", transport="websockets",
+                protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311)
+c.ws_set_options(path="/mqtt")
+def on_connect(client, userdata, flags, reason, props):
+    client.subscribe("py/t", qos=1)
+def on_subscribe(client, userdata, mid, reasons, props):
+    client.publish("py/t", b"from paho", qos=1)
+def on_message(client, userdata, msg):
+    print("MESSAGE", msg.topic, msg.payload.decode())
+    got.set()
+c.on_connect, c.on_subscribe, c.on_message = on_connect, on_subscribe, on_message
+c.connect("127.0.0.1", port, keepalive=30)
+c.loop_start()
+ok = got.wait(10)
+c.disconnect()
+c.loop_stop()
+sys.exit(0 if ok else 3)
+"#;
+
+/// paho-mqtt (PyPI) with `transport="websockets"` against our WebSocket server.
+#[tokio::test]
+async fn paho_over_websocket_against_our_server() {
+    let Some(python) = mqtt_test_support::python_with(
+        "paho_over_websocket_against_our_server",
+        "paho.mqtt.client",
+    ) else {
+        return;
+    };
+    let script = std::env::temp_dir().join(format!("paho-ws-{}.py", std::process::id()));
+    std::fs::write(&script, PAHO_WS_SCRIPT).unwrap();
+    for version in ["311", "5"] {
+        let (port, server) = echo_server(None, WsServerOptions::default()).await;
+        let out = tokio::process::Command::new(&python)
+            .arg(&script)
+            .arg(port.to_string())
+            .arg(version)
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "paho v{version}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("MESSAGE py/t from paho"), "{stdout}");
+        let log = server.await.unwrap();
+        assert!(log.contains(&"Publish".to_string()), "{log:?}");
+    }
+    let _ = std::fs::remove_file(script);
+}

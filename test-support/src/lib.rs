@@ -72,3 +72,23 @@ pub fn python_with(test: &str, module: &str) -> Option<PathBuf> {
         missing(test, &format!("python3 module {module}"))
     }
 }
+
+/// Where `scripts/test.sh` installs npm packages for tests: `.peers/` at
+/// the workspace root.
+pub fn node_peers_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(".peers")
+}
+
+/// Node.js and the `NODE_PATH` under which `module` is installed, or `None`
+/// (after reporting the skip) for `test`.
+pub fn node_with(test: &str, module: &str) -> Option<(PathBuf, PathBuf)> {
+    let node = on_path("node").or_else(|| missing(test, "node"))?;
+    let modules = node_peers_dir().join("node_modules");
+    if modules.join(module).join("package.json").is_file() {
+        Some((node, modules))
+    } else {
+        missing(test, &format!("npm package {module} (in .peers/)"))
+    }
+}
