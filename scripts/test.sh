@@ -4,7 +4,7 @@
 # Installs what is missing first (and skips what is already there):
 #   - Debian: mosquitto, mosquitto-clients
 #   - PyPI:   paho-mqtt 2.x
-#   - npm:    mqtt 5.x (MQTT.js), into .peers/
+#   - npm:    mqtt 5.x (MQTT.js) and the aedes broker, into .peers/
 # Then runs `cargo test --workspace` with MQTT_PEERS_REQUIRED=1, so a test
 # whose peer is missing fails instead of skipping.
 set -euo pipefail
@@ -30,9 +30,9 @@ if ! python3 -c 'import paho.mqtt.client' >/dev/null 2>&1; then
 fi
 
 # npm packages go in .peers/ at the workspace root, where the tests look.
-if [ ! -f .peers/node_modules/mqtt/package.json ]; then
-  echo "installing mqtt (npm) into .peers/"
-  npm install --prefix .peers --no-audit --no-fund --silent 'mqtt@5' >/dev/null
+if [ ! -f .peers/node_modules/mqtt/package.json ] || [ ! -f .peers/node_modules/aedes-server-factory/package.json ]; then
+  echo "installing mqtt, aedes (npm) into .peers/"
+  npm install --prefix .peers --no-audit --no-fund --silent 'mqtt@5' 'aedes@0.51' 'aedes-server-factory@0.2' >/dev/null
 fi
 
 export MQTT_PEERS_REQUIRED=1

@@ -671,3 +671,124 @@ async fn paho_over_websocket_against_our_server() {
     }
     let _ = std::fs::remove_file(script);
 }
+
+const AEDES_SCRIPT: &str = r#"
+const aedes = require('aedes')();
+const { createServer } = require('aedes-server-factory');
+const server = createServer(aedes, { ws: true });
+server.listen(Number(process.argv[2]), '127.0.0.1', () => console.log('LISTENING'));
+"#;
+
+/// Our WebSocket client against a real broker: aedes (npm), the broker of the
+/// MQTT.js ecosystem, serving MQTT 3.1.1 over WebSocket. (Debian's mosquitto
+/// 2.0.11 is built without websockets support.)
+#[tokio::test]
+async fn websocket_client_against_aedes() {
+    let Some((node, node_path)) =
+        mqtt_test_support::node_with("websocket_client_against_aedes", "aedes-server-factory")
+    else {
+        return;
+    };
+    let script = std::env::temp_dir().join(format!("aedes-{}.js", std::process::id()));
+    std::fs::write(&script, AEDES_SCRIPT).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut broker = tokio::process::Command::new(node)
+        .arg(&script)
+        .arg(port.to_string())
+        .env("NODE_PATH", node_path)
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let target = addr("ws", "127.0.0.1", port, "/mqtt");
+    let mut conn = None;
+    for _ in 0..100 {
+        match connect(&target, &WsConnectOptions::default()).await {
+            Ok(c) => {
+                conn = Some(c);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let mut conn = conn.expect("aedes accepts WebSocket connections");
+    let v = ProtocolVersion::V3_1_1;
+    let (mut d, mut buf) = mqtt_connect(&mut conn, v).await;
+    let sub = Subscribe {
+        packet_id: PacketId::MIN,
+        subscriptions: vec![Subscription::new(
+            "ws/aedes".try_into().unwrap(),
+            QoS::AtLeastOnce,
+        )],
+        properties: Default::default(),
+    };
+    send(&mut conn, sub, v).await;
+    assert!(matches!(
+        read_packet(&mut conn, &mut d, &mut buf).await,
+        Some(Packet::SubAck(_))
+    ));
+    // A packet larger than any single frame aedes would produce, and a QoS 1 flow.
+    let mut p = Publish::new("ws/aedes".try_into().unwrap(), vec![42u8; 200_000]);
+    p.qos_pid = QosPid::AtLeastOnce(PacketId::new(2).unwrap());
+    send(&mut conn, p, v).await;
+    let (mut got_message, mut got_ack) = (false, false);
+    while !(got_message && got_ack) {
+        match read_packet(&mut conn, &mut d, &mut buf)
+            .await
+            .expect("packet from aedes")
+        {
+            Packet::PubAck(_) => got_ack = true,
+            Packet::Publish(m) => {
+                assert_eq!(m.payload().len(), 200_000);
+                if let Some(id) = m.packet_id() {
+                    send(&mut conn, PubAck::new(id), v).await;
+                }
+                got_message = true;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    send(&mut conn, Disconnect::default(), v).await;
+    let _ = broker.kill().await;
+    let _ = std::fs::remove_file(script);
+}
+
+#[tokio::test]
+async fn pings_are_answered_and_close_is_clean() {
+    let listener = Listener::bind("127.0.0.1:0", None).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let conn = listener.accept().await.unwrap().establish().await.unwrap();
+        let mut conn = accept(conn, &WsServerOptions::default()).await.unwrap();
+        let mut buf = [0u8; 16];
+        // The ping is answered while reading; the close ends the stream.
+        let n = conn.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], &[0xC0, 0]);
+        let eof = conn.read(&mut buf).await.unwrap();
+        conn.shutdown().await.unwrap();
+        eof
+    });
+    let mut req = format!("ws://127.0.0.1:{port}/mqtt")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("sec-websocket-protocol", "mqtt".parse().unwrap());
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .unwrap();
+    ws.send(Message::binary(vec![0xC0, 0])).await.unwrap();
+    let Some(Ok(Message::Pong(p))) = ws.next().await else {
+        panic!("no pong")
+    };
+    assert_eq!(&p[..], b"are you there");
+    ws.close(None).await.unwrap();
+    assert_eq!(server.await.unwrap(), 0, "close reads as end of stream");
+}
