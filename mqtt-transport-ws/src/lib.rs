@@ -14,6 +14,10 @@
 //!   subprotocol negotiation (`mqtt`, and the legacy `mqttv3.1`), an Origin
 //!   allow-list, size limits, extra response headers; the request's headers
 //!   are kept in the connection's info for authentication upstream.
+//! - Sharing a port with HTTP: [`peek_request_head`] looks at a request
+//!   without consuming it, to route it to [`accept`] or to ordinary HTTP;
+//!   [`accept_upgraded`] takes a stream an HTTP framework already upgraded.
+//!   `examples/shared_port.rs` serves a status page and MQTT on one port.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), mqtt_transport_ws::WsError> {
@@ -33,10 +37,12 @@
 //! ```
 
 mod client;
+mod http;
 mod io;
 mod server;
 
 pub use client::{WsConnectOptions, connect};
+pub use http::{RequestHead, accept_upgraded, peek_request_head};
 pub use io::WsIo;
 pub use server::{WsServerOptions, accept};
 

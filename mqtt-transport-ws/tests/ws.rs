@@ -792,3 +792,72 @@ async fn pings_are_answered_and_close_is_clean() {
     ws.close(None).await.unwrap();
     assert_eq!(server.await.unwrap(), 0, "close reads as end of stream");
 }
+
+/// One port, two protocols: the shared_port example answers HTTP and MQTT
+/// over WebSocket.
+#[tokio::test]
+async fn http_and_mqtt_share_a_port() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        for _ in 0..2 {
+            let (stream, peer) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let head = peek_request_head(&stream, 16 * 1024, Duration::from_secs(5))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let mut stream = stream;
+                if head.is_websocket_upgrade() {
+                    let info =
+                        mqtt_transport_tcp::ConnectionInfo::tcp(peer, stream.local_addr().unwrap());
+                    let mut conn =
+                        accept(Connection::new(stream, info), &WsServerOptions::default())
+                            .await
+                            .unwrap();
+                    let mut d = Decoder::server();
+                    let mut buf = BytesMut::new();
+                    if let Some(Packet::Connect(c)) = read_packet(&mut conn, &mut d, &mut buf).await
+                    {
+                        send(&mut conn, ConnAck::new(ConnectReason::Success), c.version).await;
+                    }
+                } else {
+                    let mut discard = [0u8; 4096];
+                    let _ = stream.read(&mut discard).await;
+                    let body = format!("status page for {}", head.path_only());
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    stream.write_all(reply.as_bytes()).await.unwrap();
+                }
+            });
+        }
+    });
+    // Plain HTTP, sent in two pieces so the peek has to wait for the rest.
+    let mut http = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    http.write_all(b"GET /?x=1 HTTP/1.1\r\nHost: a\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    http.write_all(b"\r\n").await.unwrap();
+    let mut reply = String::new();
+    let mut chunk = [0u8; 256];
+    while !reply.contains("status page") {
+        let n = http.read(&mut chunk).await.unwrap();
+        assert!(n > 0);
+        reply.push_str(&String::from_utf8_lossy(&chunk[..n]));
+    }
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+    assert!(reply.ends_with("status page for /"), "{reply}");
+    // MQTT over WebSocket on the same port.
+    let mut conn = connect(
+        &addr("ws", "127.0.0.1", port, "/mqtt"),
+        &WsConnectOptions::default(),
+    )
+    .await
+    .unwrap();
+    mqtt_connect(&mut conn, ProtocolVersion::V5).await;
+}
