@@ -861,3 +861,40 @@ async fn http_and_mqtt_share_a_port() {
     .unwrap();
     mqtt_connect(&mut conn, ProtocolVersion::V5).await;
 }
+
+#[tokio::test]
+async fn response_headers_are_sent_and_the_size_limit_holds() {
+    let listener = Listener::bind("127.0.0.1:0", None).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let options = WsServerOptions {
+        max_message_size: 1024,
+        response_headers: vec![("x-served-by".into(), "mqtt-transport-ws".into())],
+        ..Default::default()
+    };
+    let server = tokio::spawn(async move {
+        let conn = listener.accept().await.unwrap().establish().await.unwrap();
+        let mut conn = accept(conn, &options).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let first = conn.read(&mut buf).await.unwrap();
+        let second = conn.read(&mut buf).await;
+        (first, second.is_err())
+    });
+    let mut req = format!("ws://127.0.0.1:{port}/mqtt")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("sec-websocket-protocol", "mqtt".parse().unwrap());
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (mut ws, response) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+    assert_eq!(
+        response.headers().get("x-served-by").unwrap(),
+        "mqtt-transport-ws"
+    );
+    ws.send(Message::binary(vec![0xC0, 0])).await.unwrap();
+    let _ = ws.send(Message::binary(vec![0u8; 2048])).await;
+    let (first, refused) = server.await.unwrap();
+    assert_eq!(first, 2);
+    assert!(refused, "a message over the limit ends the connection");
+}
