@@ -1,5 +1,6 @@
 //! The client side of a session.
 
+use crate::flow::Flow;
 use crate::{
     ConnectionError, Event, InboundAliases, Instant, OutboundAliases, PublishError, RequestId,
     SubscribeError,
@@ -370,47 +371,30 @@ impl ClientSession {
                 "reason string or user property not requested",
             ));
         }
-        match packet {
-            Packet::Publish(p) => self.on_publish(p),
-            Packet::PubAck(a) => match self.outgoing.on_puback(a.packet_id, a.reason) {
-                Ok((request, outcome)) => {
+        let receive_maximum = self.receive_maximum();
+        let packet = match crate::flow::on_packet(
+            &mut self.outgoing,
+            &mut self.incoming,
+            &mut self.inbound_aliases,
+            receive_maximum,
+            packet,
+        ) {
+            Flow::Handled {
+                send,
+                deliver,
+                completed,
+            } => {
+                self.transmit.extend(send);
+                self.events.extend(deliver.map(Event::Message));
+                if let Some((request, outcome)) = completed {
                     self.events.push_back(Event::Published { request, outcome });
-                    Ok(())
                 }
-                Err(_) => Err(self.violation(
-                    DisconnectReason::ProtocolError,
-                    "PUBACK for no QoS 1 message in flight",
-                )),
-            },
-            Packet::PubRec(r) => match self.outgoing.on_pubrec(r.packet_id, r.reason) {
-                Ok(Ok(rel)) => {
-                    self.transmit.push_back(rel.into());
-                    Ok(())
-                }
-                Ok(Err((request, outcome))) => {
-                    self.events.push_back(Event::Published { request, outcome });
-                    Ok(())
-                }
-                Err(_) => Err(self.violation(
-                    DisconnectReason::ProtocolError,
-                    "PUBREC for no QoS 2 message in flight",
-                )),
-            },
-            Packet::PubComp(c) => match self.outgoing.on_pubcomp(c.packet_id, c.reason) {
-                Ok((request, outcome)) => {
-                    self.events.push_back(Event::Published { request, outcome });
-                    Ok(())
-                }
-                Err(_) => Err(self.violation(
-                    DisconnectReason::ProtocolError,
-                    "PUBCOMP for no PUBREL in flight",
-                )),
-            },
-            Packet::PubRel(r) => {
-                let comp = self.incoming.on_pubrel(r.packet_id);
-                self.transmit.push_back(comp.into());
-                Ok(())
+                return Ok(());
             }
+            Flow::Violation(reason, detail) => return Err(self.violation(reason, detail)),
+            Flow::Other(packet) => packet,
+        };
+        match packet {
             Packet::SubAck(s) => self.on_suback(s),
             Packet::UnsubAck(u) => self.on_unsuback(u),
             Packet::PingResp => Ok(()),
@@ -502,31 +486,15 @@ impl ClientSession {
         Ok(())
     }
 
-    fn on_publish(&mut self, mut publish: Publish) -> Result<(), ConnectionError> {
-        if let Err(e) = self.inbound_aliases.resolve(&mut publish) {
-            return Err(self.violation(e.disconnect_reason(), "invalid topic alias"));
-        }
-        let receive_maximum = if self.options.version.is_v5() {
+    /// The Receive Maximum this client announced (65,535 before MQTT 5).
+    fn receive_maximum(&self) -> u16 {
+        if self.options.version.is_v5() {
             self.options
                 .properties
                 .receive_maximum
                 .map_or(u16::MAX, |v| v.get())
         } else {
             u16::MAX
-        };
-        match self.incoming.on_publish(&publish, receive_maximum) {
-            Ok(received) => {
-                if let Some(ack) = received.ack {
-                    self.transmit.push_back(ack);
-                }
-                if received.deliver {
-                    self.events.push_back(Event::Message(publish));
-                }
-                Ok(())
-            }
-            Err(reason) => {
-                Err(self.violation(reason, "more QoS 2 messages than the Receive Maximum"))
-            }
         }
     }
 

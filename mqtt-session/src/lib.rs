@@ -35,6 +35,7 @@ extern crate alloc;
 mod alias;
 mod client;
 mod fit;
+mod flow;
 mod ids;
 mod incoming;
 mod keepalive;

@@ -2,6 +2,7 @@
 
 use crate::{
     ConnectionError, InboundAliases, Instant, OutboundAliases, RequestId,
+    flow::Flow,
     incoming::Incoming,
     outgoing::{Fill, FlightState, Outcome, Outgoing},
 };
@@ -297,50 +298,49 @@ impl ServerSession {
     }
 
     fn on_packet(&mut self, packet: Packet) -> Result<(), ConnectionError> {
-        match packet {
-            Packet::Publish(p) => self.on_publish(p),
-            Packet::PubAck(a) => match self.outgoing.on_puback(a.packet_id, a.reason) {
-                Ok((request, outcome)) => {
-                    self.events
-                        .push_back(ServerEvent::Delivered { request, outcome });
-                    Ok(())
-                }
-                Err(_) => Err(self.violation(
-                    DisconnectReason::ProtocolError,
-                    "PUBACK for no QoS 1 message in flight",
-                )),
-            },
-            Packet::PubRec(r) => match self.outgoing.on_pubrec(r.packet_id, r.reason) {
-                Ok(Ok(rel)) => {
-                    self.transmit.push_back(rel.into());
-                    Ok(())
-                }
-                Ok(Err((request, outcome))) => {
-                    self.events
-                        .push_back(ServerEvent::Delivered { request, outcome });
-                    Ok(())
-                }
-                Err(_) => Err(self.violation(
-                    DisconnectReason::ProtocolError,
-                    "PUBREC for no QoS 2 message in flight",
-                )),
-            },
-            Packet::PubComp(c) => match self.outgoing.on_pubcomp(c.packet_id, c.reason) {
-                Ok((request, outcome)) => {
-                    self.events
-                        .push_back(ServerEvent::Delivered { request, outcome });
-                    Ok(())
-                }
-                Err(_) => Err(self.violation(
-                    DisconnectReason::ProtocolError,
-                    "PUBCOMP for no PUBREL in flight",
-                )),
-            },
-            Packet::PubRel(r) => {
-                let comp = self.incoming.on_pubrel(r.packet_id);
-                self.transmit.push_back(comp.into());
-                Ok(())
+        if let Packet::Publish(p) = &packet {
+            if p.qos() > self.options.maximum_qos {
+                // [MQTT-3.2.2-11]: above the Maximum QoS announced.
+                return Err(
+                    self.violation(DisconnectReason::QoSNotSupported, "QoS above the maximum")
+                );
             }
+            if p.retain && !self.options.retain_available {
+                // [MQTT-3.2.2-14]: RETAIN while Retain Available is 0.
+                return Err(
+                    self.violation(DisconnectReason::RetainNotSupported, "retain not available")
+                );
+            }
+        }
+        let receive_maximum = if self.version.is_v5() {
+            self.options.receive_maximum
+        } else {
+            u16::MAX
+        };
+        let packet = match crate::flow::on_packet(
+            &mut self.outgoing,
+            &mut self.incoming,
+            &mut self.inbound_aliases,
+            receive_maximum,
+            packet,
+        ) {
+            Flow::Handled {
+                send,
+                deliver,
+                completed,
+            } => {
+                self.transmit.extend(send);
+                self.events.extend(deliver.map(ServerEvent::Message));
+                if let Some((request, outcome)) = completed {
+                    self.events
+                        .push_back(ServerEvent::Delivered { request, outcome });
+                }
+                return Ok(());
+            }
+            Flow::Violation(reason, detail) => return Err(self.violation(reason, detail)),
+            Flow::Other(packet) => packet,
+        };
+        match packet {
             Packet::Subscribe(s) => {
                 self.events.push_back(ServerEvent::Subscribe(s));
                 Ok(())
@@ -379,42 +379,6 @@ impl ServerSession {
             }
             // [MQTT-3.1.0-2]: a second CONNECT.
             _ => Err(self.violation(DisconnectReason::ProtocolError, "unexpected packet")),
-        }
-    }
-
-    fn on_publish(&mut self, mut publish: Publish) -> Result<(), ConnectionError> {
-        if publish.qos() > self.options.maximum_qos {
-            // [MQTT-3.2.2-11]: above the Maximum QoS announced.
-            return Err(self.violation(DisconnectReason::QoSNotSupported, "QoS above the maximum"));
-        }
-        if publish.retain && !self.options.retain_available {
-            // [MQTT-3.2.2-14]: RETAIN while Retain Available is 0.
-            return Err(
-                self.violation(DisconnectReason::RetainNotSupported, "retain not available")
-            );
-        }
-        if let Err(e) = self.inbound_aliases.resolve(&mut publish) {
-            return Err(self.violation(e.disconnect_reason(), "invalid topic alias"));
-        }
-        let receive_maximum = if self.version.is_v5() {
-            self.options.receive_maximum
-        } else {
-            u16::MAX
-        };
-        match self.incoming.on_publish(&publish, receive_maximum) {
-            Ok(received) => {
-                if let Some(ack) = received.ack {
-                    self.transmit.push_back(ack);
-                }
-                if received.deliver {
-                    self.events.push_back(ServerEvent::Message(publish));
-                }
-                Ok(())
-            }
-            // [MQTT-3.3.4-7]: more than the Receive Maximum announced.
-            Err(reason) => {
-                Err(self.violation(reason, "more QoS 2 messages than the Receive Maximum"))
-            }
         }
     }
 

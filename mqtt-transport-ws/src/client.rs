@@ -77,17 +77,7 @@ pub async fn connect(addr: &ServerAddr, options: &WsConnectOptions) -> Result<Co
         let (ws, response) =
             tokio_tungstenite::client_async_with_config(request, conn, Some(config))
                 .await
-                .map_err(|e| match e {
-                    tokio_tungstenite::tungstenite::Error::Http(resp) => WsError::Refused {
-                        status: resp.status().as_u16(),
-                        reason: resp
-                            .body()
-                            .clone()
-                            .map(|b| String::from_utf8_lossy(&b).into_owned())
-                            .unwrap_or_default(),
-                    },
-                    e => WsError::Handshake(e),
-                })?;
+                .map_err(crate::handshake_error)?;
         let selected = response
             .headers()
             .get("sec-websocket-protocol")

@@ -48,6 +48,21 @@ pub use server::{WsServerOptions, accept};
 
 use mqtt_transport_tcp::TransportError;
 
+/// A handshake error, with an HTTP refusal turned into [`WsError::Refused`].
+pub(crate) fn handshake_error(e: tokio_tungstenite::tungstenite::Error) -> WsError {
+    match e {
+        tokio_tungstenite::tungstenite::Error::Http(resp) => WsError::Refused {
+            status: resp.status().as_u16(),
+            reason: resp
+                .body()
+                .clone()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default(),
+        },
+        e => WsError::Handshake(e),
+    }
+}
+
 /// Why a WebSocket connection could not be made or accepted.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -154,17 +154,7 @@ pub async fn accept(conn: Connection, options: &WsServerOptions) -> Result<Conne
     )
     .await
     .map_err(|_| WsError::Timeout)?
-    .map_err(|e| match e {
-        tokio_tungstenite::tungstenite::Error::Http(resp) => WsError::Refused {
-            status: resp.status().as_u16(),
-            reason: resp
-                .body()
-                .clone()
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default(),
-        },
-        e => WsError::Handshake(e),
-    })?;
+    .map_err(crate::handshake_error)?;
     info.http_headers = headers
         .lock()
         .map(|mut h| std::mem::take(&mut *h))

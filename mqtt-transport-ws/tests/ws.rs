@@ -119,6 +119,17 @@ async fn mqtt_connect(conn: &mut Connection, v: ProtocolVersion) -> (Decoder, By
     (d, buf)
 }
 
+/// Connects once a freshly started broker listens (up to 10 s).
+async fn connect_when_up(target: &ServerAddr) -> Option<Connection> {
+    for _ in 0..100 {
+        if let Ok(c) = connect(target, &WsConnectOptions::default()).await {
+            return Some(c);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
 fn addr(scheme: &str, host: &str, port: u16, path: &str) -> ServerAddr {
     ServerAddr::parse(&format!("{scheme}://{host}:{port}{path}")).unwrap()
 }
@@ -506,17 +517,9 @@ async fn websocket_client_against_mosquitto() {
         return;
     }
     let target = addr("ws", "127.0.0.1", port, "/mqtt");
-    let mut conn = None;
-    for _ in 0..50 {
-        match connect(&target, &WsConnectOptions::default()).await {
-            Ok(c) => {
-                conn = Some(c);
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-    let mut conn = conn.expect("mosquitto accepts WebSocket connections");
+    let mut conn = connect_when_up(&target)
+        .await
+        .expect("mosquitto accepts WebSocket connections");
     for v in [ProtocolVersion::V3_1_1] {
         let (mut d, mut buf) = mqtt_connect(&mut conn, v).await;
         let sub = Subscribe {
@@ -705,17 +708,9 @@ async fn websocket_client_against_aedes() {
         .spawn()
         .unwrap();
     let target = addr("ws", "127.0.0.1", port, "/mqtt");
-    let mut conn = None;
-    for _ in 0..100 {
-        match connect(&target, &WsConnectOptions::default()).await {
-            Ok(c) => {
-                conn = Some(c);
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-    let mut conn = conn.expect("aedes accepts WebSocket connections");
+    let mut conn = connect_when_up(&target)
+        .await
+        .expect("aedes accepts WebSocket connections");
     let v = ProtocolVersion::V3_1_1;
     let (mut d, mut buf) = mqtt_connect(&mut conn, v).await;
     let sub = Subscribe {
