@@ -66,20 +66,29 @@ impl ServerAddr {
             "wss" => Scheme::Wss,
             other => return Err(bad(&format!("unknown scheme {other:?}"))),
         };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
+        // The authority ends at the path, query or fragment; a fragment is dropped.
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        let tail = tail.split('#').next().unwrap_or("");
+        if authority.contains('@') {
+            return Err(bad(
+                "credentials in the address are not supported; give them in the CONNECT options",
+            ));
+        }
         let (host, port) = if let Some(after) = authority.strip_prefix('[') {
-            let (host, tail) = after.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
-            let port = match tail.strip_prefix(':') {
+            let (host, rest) = after.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
+            let port = match rest.strip_prefix(':') {
                 Some(p) => Some(p),
-                None if tail.is_empty() => None,
+                None if rest.is_empty() => None,
                 None => return Err(bad("unexpected text after ']'")),
             };
             (host, port)
         } else {
             match authority.rsplit_once(':') {
+                // An IPv6 address must be in brackets.
+                Some((h, _)) if h.contains(':') => {
+                    return Err(bad("IPv6 addresses go in brackets"));
+                }
                 Some((h, p)) => (h, Some(p)),
                 None => (authority, None),
             }
@@ -91,16 +100,16 @@ impl ServerAddr {
             Some(p) => p.parse::<u16>().map_err(|_| bad("invalid port"))?,
             None => scheme.default_port(),
         };
-        let path = if scheme.is_websocket() && path.is_empty() {
-            "/mqtt"
-        } else {
-            path
+        let path = match tail {
+            "" if scheme.is_websocket() => "/mqtt".to_string(),
+            query if query.starts_with('?') && scheme.is_websocket() => format!("/mqtt{query}"),
+            other => other.to_string(),
         };
         Ok(ServerAddr {
             scheme,
             host: host.to_string(),
             port,
-            path: path.to_string(),
+            path,
         })
     }
 }
@@ -157,7 +166,23 @@ mod tests {
     }
 
     #[test]
+    fn query_and_fragment_end_the_host() {
+        let a = ServerAddr::parse("ws://h:8080?token=x").unwrap();
+        assert_eq!(
+            (a.host.as_str(), a.port, a.path.as_str()),
+            ("h", 8080, "/mqtt?token=x")
+        );
+        let a = ServerAddr::parse("wss://h/mqtt?token=x#frag").unwrap();
+        assert_eq!((a.host.as_str(), a.path.as_str()), ("h", "/mqtt?token=x"));
+        let a = ServerAddr::parse("mqtt://h#frag").unwrap();
+        assert_eq!((a.host.as_str(), a.port), ("h", 1883));
+    }
+
+    #[test]
     fn refuses_malformed_addresses() {
+        for bad in ["mqtt://fe80::1", "mqtt://::1", "mqtt://user:pw@broker:1883"] {
+            assert!(ServerAddr::parse(bad).is_err(), "{bad}");
+        }
         for bad in [
             "broker:1883",
             "http://h",

@@ -40,7 +40,7 @@ pub async fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, TransportEr
     for addr in addrs {
         match TcpStream::connect(addr).await {
             Ok(stream) => {
-                stream.set_nodelay(true)?;
+                let _ = stream.set_nodelay(true);
                 return Ok(stream);
             }
             Err(source) => last = Some(TransportError::Connect { addr, source }),

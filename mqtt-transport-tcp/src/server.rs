@@ -54,7 +54,9 @@ impl Listener {
     /// Waits for the next TCP connection.
     pub async fn accept(&self) -> Result<Incoming, TransportError> {
         let (stream, peer) = self.tcp.accept().await?;
-        stream.set_nodelay(true)?;
+        // Fails on some systems when the peer already reset the connection;
+        // that is this connection's problem, not the listener's.
+        let _ = stream.set_nodelay(true);
         Ok(Incoming {
             stream,
             peer,

@@ -33,6 +33,13 @@ fn read(path: &Path) -> Result<Vec<u8>, TransportError> {
     std::fs::read(path).map_err(|e| TransportError::TlsConfig(format!("{}: {e}", path.display())))
 }
 
+/// The system's trusted roots, read once per process (reading them is
+/// blocking file IO).
+fn platform_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
+}
+
 /// Which certificate authorities a client trusts.
 #[derive(Clone, Debug)]
 pub enum Roots {
@@ -91,9 +98,8 @@ impl ClientTls {
         let mut roots = RootCertStore::empty();
         match &self.roots {
             Roots::Platform => {
-                let found = rustls_native_certs::load_native_certs();
-                for cert in found.certs {
-                    let _ = roots.add(cert);
+                for cert in platform_roots() {
+                    let _ = roots.add(cert.clone());
                 }
                 if roots.is_empty() {
                     return Err(TransportError::TlsConfig(
@@ -131,7 +137,10 @@ pub struct ServerTls {
     pub key: Arc<PrivateKeyDer<'static>>,
     /// When set, clients must present a certificate issued by one of these CAs.
     pub client_ca: Option<Vec<CertificateDer<'static>>>,
-    /// ALPN protocols accepted, in preference order (e.g. `b"mqtt"`).
+    /// ALPN protocols accepted, in preference order (e.g. `b"mqtt"`). A
+    /// client offering ALPN with none of these is refused, so leave it empty
+    /// (or include `http/1.1`) on a WSS listener that browsers use: they
+    /// offer `h2` and `http/1.1`.
     pub alpn: Vec<Vec<u8>>,
 }
 

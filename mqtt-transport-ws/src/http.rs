@@ -43,9 +43,16 @@ pub async fn peek_request_head(
     max_len: usize,
     timeout: Duration,
 ) -> Result<Option<RequestHead>, io::Error> {
+    if max_len == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "max_len must be positive",
+        ));
+    }
     let mut buf = vec![0u8; max_len];
     let deadline = tokio::time::Instant::now() + timeout;
     let mut seen = 0;
+    let mut backoff = Duration::from_millis(2);
     loop {
         let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf))
             .await
@@ -75,9 +82,13 @@ pub async fn peek_request_head(
                 }));
             }
             Ok(httparse::Status::Partial) if n < max_len => {
-                // Peeking returns what is buffered at once: wait for more to arrive.
+                // Peeking returns what is buffered at once: wait (backing off
+                // while nothing new arrives) for the rest of the head.
                 if n == seen {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(100));
+                } else {
+                    backoff = Duration::from_millis(2);
                 }
                 seen = n;
             }

@@ -12,7 +12,8 @@ use tokio_tungstenite::{
     tungstenite::{Bytes, Error as WsError, Message},
 };
 
-/// Bytes written past this many are sent as a frame before accepting more.
+/// Most bytes gathered into one binary message; a larger write is taken in
+/// parts (MQTT packets may span frames), so no message exceeds this.
 const MAX_BATCH: usize = 64 * 1024;
 
 /// A WebSocket carrying MQTT as `AsyncRead + AsyncWrite`.
@@ -20,14 +21,18 @@ const MAX_BATCH: usize = 64 * 1024;
 /// Reading treats the payloads of binary messages as one continuous stream,
 /// so packets may span frames and frames may hold several packets
 /// ([MQTT-6.0.0-2]); a text message is an error that ends the connection
-/// ([MQTT-6.0.0-1]); a close message is the end of the stream. Writing
-/// collects bytes until a flush and sends them as one binary message, so
-/// packets queued together travel in one frame.
+/// ([MQTT-6.0.0-1]); a close message is the end of the stream, after the
+/// closing handshake's reply has gone out. Writing collects bytes, at most
+/// 64 KiB, until a flush and sends them as one binary message, so packets
+/// queued together travel in one frame. Bytes still waiting are also sent
+/// before each read, so writing a request and reading the answer works
+/// without an explicit flush, as on TCP.
 pub struct WsIo<S> {
     ws: WebSocketStream<S>,
     read: Bytes,
     write: Vec<u8>,
     eof: bool,
+    failed: bool,
 }
 
 impl<S> WsIo<S> {
@@ -38,6 +43,7 @@ impl<S> WsIo<S> {
             read: Bytes::new(),
             write: Vec::new(),
             eof: false,
+            failed: false,
         }
     }
 }
@@ -71,6 +77,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsIo<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if this.failed {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        // Send what is waiting first; its progress does not hold up reading.
+        if !this.write.is_empty() && this.poll_send(cx).is_ready() {
+            let _ = Pin::new(&mut this.ws).poll_flush(cx);
+        }
         loop {
             if !this.read.is_empty() {
                 let n = this.read.len().min(buf.remaining());
@@ -83,16 +96,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsIo<S> {
             match ready!(Pin::new(&mut this.ws).poll_next(cx)) {
                 Some(Ok(Message::Binary(data))) => this.read = data,
                 Some(Ok(Message::Text(_))) => {
-                    this.eof = true;
+                    this.failed = true;
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         "text WebSocket frame: MQTT travels in binary frames only",
                     )));
                 }
-                // Pings are answered by tungstenite; pongs and raw frames carry no data.
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                Some(Ok(Message::Close(_))) | None => this.eof = true,
-                Some(Err(e)) => return Poll::Ready(Err(to_io(e))),
+                // Pings are answered by tungstenite; pongs and raw frames carry
+                // no data. After a Close, polling on lets tungstenite send the
+                // reply and finish the closing handshake before the end.
+                Some(Ok(
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) | Message::Close(_),
+                )) => {}
+                None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
+                    this.eof = true
+                }
+                Some(Err(e)) => {
+                    this.failed = true;
+                    return Poll::Ready(Err(to_io(e)));
+                }
             }
         }
     }
@@ -104,11 +126,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsIo<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.failed {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
         if self.write.len() >= MAX_BATCH {
             ready!(self.poll_send(cx))?;
         }
-        self.write.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
+        let n = buf.len().min(MAX_BATCH - self.write.len());
+        self.write.extend_from_slice(&buf[..n]);
+        Poll::Ready(Ok(n))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -25,6 +25,10 @@ pub struct WsServerOptions {
     pub require_subprotocol: bool,
     /// When set, only these Origin header values may connect (403 otherwise);
     /// requests without an Origin (non-browser clients) are let through.
+    ///
+    /// Set it whenever authentication relies on cookies from the upgrade
+    /// request: without it any web page can open an authenticated connection
+    /// from a visitor's browser (cross-site WebSocket hijacking).
     pub allowed_origins: Option<Vec<String>>,
     /// Largest WebSocket message and frame accepted.
     pub max_message_size: usize,
@@ -85,10 +89,11 @@ fn negotiate(
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .collect();
+    // Answer with the client's own spelling: clients compare it exactly.
     let chosen = options
         .subprotocols
         .iter()
-        .find(|p| offered.iter().any(|o| o.eq_ignore_ascii_case(p)));
+        .find_map(|p| offered.iter().find(|o| o.eq_ignore_ascii_case(p)));
     match chosen {
         // [MQTT-6.0.0-4]: the server selects and returns the subprotocol.
         Some(p) => {

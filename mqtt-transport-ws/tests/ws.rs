@@ -893,3 +893,56 @@ async fn response_headers_are_sent_and_the_size_limit_holds() {
     assert_eq!(first, 2);
     assert!(refused, "a message over the limit ends the connection");
 }
+
+#[tokio::test]
+async fn write_then_read_works_without_a_flush_and_large_writes_are_split() {
+    let listener = Listener::bind("127.0.0.1:0", None).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let big = 17 << 20; // over the 16 MiB default message limit of both ends
+    let server = tokio::spawn(async move {
+        let conn = listener.accept().await.unwrap().establish().await.unwrap();
+        let mut conn = accept(conn, &WsServerOptions::default()).await.unwrap();
+        let mut first = [0u8; 2];
+        conn.read_exact(&mut first).await.unwrap();
+        conn.write_all(&[0xD0, 0]).await.unwrap(); // no flush: the next read sends it
+        let mut rest = vec![0u8; big];
+        conn.read_exact(&mut rest).await.unwrap();
+        rest.iter().all(|&b| b == 9)
+    });
+    let mut conn = connect(
+        &addr("ws", "127.0.0.1", port, "/mqtt"),
+        &WsConnectOptions::default(),
+    )
+    .await
+    .unwrap();
+    conn.write_all(&[0xC0, 0]).await.unwrap();
+    // No flush here either: reading sends what was written.
+    let mut answer = [0u8; 2];
+    conn.read_exact(&mut answer).await.unwrap();
+    assert_eq!(answer, [0xD0, 0]);
+    conn.write_all(&vec![9u8; big]).await.unwrap();
+    conn.flush().await.unwrap();
+    assert!(
+        server.await.unwrap(),
+        "17 MiB written at once crosses in 64 KiB messages"
+    );
+}
+
+#[tokio::test]
+async fn the_subprotocol_answer_keeps_the_clients_spelling() {
+    let (port, _server) = echo_server(None, WsServerOptions::default()).await;
+    let mut req = format!("ws://127.0.0.1:{port}/mqtt")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("sec-websocket-protocol", "MQTT".parse().unwrap());
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    // tungstenite's client compares the answer exactly.
+    let (_, response) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+    assert_eq!(
+        response.headers().get("sec-websocket-protocol").unwrap(),
+        "MQTT"
+    );
+}
