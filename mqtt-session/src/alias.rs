@@ -71,7 +71,8 @@ impl InboundAliases {
             let topic = slot.as_ref().ok_or(AliasError::Unknown(alias.get()))?;
             publish.set_topic(topic.clone());
         } else {
-            *slot = Some(publish.topic_name());
+            // A copy, so the mapping does not keep the whole received frame alive.
+            *slot = TopicName::try_from(publish.topic()).ok();
         }
         publish.properties_mut().topic_alias = None;
         if publish.properties().is_empty() {

@@ -47,6 +47,8 @@ pub struct ClientOptions {
     /// Give outgoing PUBLISHes topic aliases within the server's Topic Alias
     /// Maximum.
     pub outgoing_topic_aliases: bool,
+    /// How long to wait for CONNACK after CONNECT.
+    pub connect_timeout: Duration,
 }
 
 impl ClientOptions {
@@ -65,6 +67,7 @@ impl ClientOptions {
             properties: ConnectProperties::default(),
             max_queued: 1000,
             outgoing_topic_aliases: false,
+            connect_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -174,6 +177,8 @@ pub struct ClientSession {
     connected_once: bool,
     /// While disconnecting: whether the reason was already reported.
     close_reported: bool,
+    /// When the current CONNECT was queued.
+    connect_started: Instant,
 }
 
 impl ClientSession {
@@ -195,6 +200,7 @@ impl ClientSession {
             limits: ServerLimits::unlimited(keep_alive),
             connected_once: false,
             close_reported: false,
+            connect_started: Instant::ZERO,
             state: ConnectionState::Disconnected,
             options,
         }
@@ -251,7 +257,9 @@ impl ClientSession {
                 ConnectProperties::default()
             },
         };
-        self.decoder = Decoder::client(o.version);
+        // Only a limit this client announced is enforced on what it receives.
+        self.decoder =
+            Decoder::client(o.version).with_max_packet_size(mqtt_codec::PROTOCOL_MAX_PACKET_SIZE);
         if let Some(max) = o
             .properties
             .maximum_packet_size
@@ -269,11 +277,18 @@ impl ClientSession {
         self.keep_alive = ClientKeepAlive::new(None, Duration::ZERO, now);
         self.transmit.push_back(connect.into());
         self.state = ConnectionState::Connecting;
+        self.connect_started = now;
     }
 
     /// The transport closed (or failed). Messages in flight stay in the
     /// session and are resent after the next [`connect`](Self::connect).
     pub fn connection_lost(&mut self, _now: Instant) {
+        if self.state == ConnectionState::Disconnecting && self.close_reported {
+            // The reason was reported when the connection was closed.
+            self.state = ConnectionState::Disconnected;
+            self.transmit.clear();
+            return;
+        }
         if self.state == ConnectionState::Disconnected {
             return;
         }
@@ -466,7 +481,8 @@ impl ClientSession {
             .ping_timeout
             .or(interval)
             .unwrap_or(Duration::from_secs(30));
-        self.keep_alive = ClientKeepAlive::new(interval, timeout, now);
+        self.keep_alive =
+            ClientKeepAlive::new(interval, timeout, self.keep_alive.last_sent.min(now));
         if c.session_present {
             self.outgoing.resume(self.limits.receive_maximum);
         } else {
@@ -484,6 +500,16 @@ impl ClientSession {
         self.state = ConnectionState::Connected;
         self.events.push_back(Event::Connected(c));
         Ok(())
+    }
+
+    /// Bytes a Topic Alias property may add to a PUBLISH when this client
+    /// assigns aliases (counted in size checks made before it is added).
+    fn alias_slack(&self) -> usize {
+        if self.options.outgoing_topic_aliases {
+            4
+        } else {
+            0
+        }
     }
 
     /// The Receive Maximum this client announced (65,535 before MQTT 5).
@@ -544,6 +570,11 @@ impl ClientSession {
     /// Refused at once when the queue is full, or (once connected) when the
     /// server does not accept its QoS, its RETAIN flag or its size.
     pub fn publish(&mut self, publish: Publish) -> Result<RequestId, PublishError> {
+        if publish.topic().is_empty()
+            && (!self.options.version.is_v5() || publish.properties().topic_alias.is_none())
+        {
+            return Err(PublishError::EmptyTopic);
+        }
         if self.state == ConnectionState::Connected || self.connected_once {
             self.check_publish(&publish)?;
         }
@@ -556,6 +587,11 @@ impl ClientSession {
 
     fn check_publish(&self, p: &Publish) -> Result<(), PublishError> {
         let l = &self.limits;
+        if p.topic().is_empty()
+            && (!self.options.version.is_v5() || p.properties().topic_alias.is_none())
+        {
+            return Err(PublishError::EmptyTopic);
+        }
         if p.qos() > l.maximum_qos {
             return Err(PublishError::QoSNotSupported {
                 maximum: l.maximum_qos,
@@ -565,7 +601,7 @@ impl ClientSession {
             return Err(PublishError::RetainNotSupported);
         }
         if let Some(max) = l.maximum_packet_size {
-            let size = p.encoded_len(self.options.version);
+            let size = p.encoded_len(self.options.version) + self.alias_slack();
             if size > max as usize {
                 return Err(PublishError::PacketTooLarge { size, maximum: max });
             }
@@ -631,6 +667,12 @@ impl ClientSession {
 
     /// Queues an AUTH packet (MQTT 5 enhanced authentication).
     pub fn auth(&mut self, auth: Auth) {
+        if !matches!(
+            self.state,
+            ConnectionState::Connecting | ConnectionState::Connected
+        ) {
+            return;
+        }
         self.transmit.push_back(auth.into());
     }
 
@@ -671,6 +713,7 @@ impl ClientSession {
             self.transmit.push_back(packet);
         }
         let version = self.options.version;
+        let slack = self.alias_slack();
         let limits = &self.limits;
         let mut refused = Vec::new();
         let transmit = &mut self.transmit;
@@ -689,7 +732,7 @@ impl ClientSession {
                     && (!p.retain || limits.retain_available)
                     && limits
                         .maximum_packet_size
-                        .is_none_or(|max| p.encoded_len(version) <= max as usize)
+                        .is_none_or(|max| p.encoded_len(version) + slack <= max as usize)
             },
         );
         for request in refused {
@@ -745,6 +788,9 @@ impl ClientSession {
     /// When [`handle_timeout`](Self::handle_timeout) must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
+            ConnectionState::Connecting => {
+                Some(self.connect_started + self.options.connect_timeout)
+            }
             ConnectionState::Connected => self.keep_alive.next_deadline(),
             _ => None,
         }
@@ -753,11 +799,21 @@ impl ClientSession {
     /// Lets time pass: sends PINGREQ when due, and declares the connection
     /// lost when the server stays silent after one.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == ConnectionState::Connecting
+            && now >= self.connect_started + self.options.connect_timeout
+        {
+            self.close(ConnectionError::ConnectTimeout);
+            return;
+        }
         if self.state != ConnectionState::Connected {
             return;
         }
         match self.keep_alive.on_timeout(now) {
-            KeepAliveAction::SendPing => self.transmit.push_back(Packet::PingReq),
+            KeepAliveAction::SendPing => {
+                // Counted from now, so a PINGREQ not yet polled is not queued twice.
+                self.keep_alive.on_sent(now, true);
+                self.transmit.push_back(Packet::PingReq);
+            }
             KeepAliveAction::Lost => self.close(ConnectionError::KeepAliveTimeout),
             KeepAliveAction::Nothing => {}
         }

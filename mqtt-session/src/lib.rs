@@ -169,6 +169,9 @@ pub enum PublishError {
         /// The server's Maximum Packet Size.
         maximum: u32,
     },
+    /// An empty topic name without a Topic Alias.
+    #[error("empty topic name without a topic alias")]
+    EmptyTopic,
     /// The queue of messages waiting to be sent is full; the message is given back.
     #[error("queue full")]
     QueueFull(Publish),

@@ -344,8 +344,9 @@ impl Outgoing {
                 );
             }
         }
-        for p in queued {
-            self.pending.push_back((request(), p));
+        // Stored messages are older than any queued since: they go first.
+        for p in queued.into_iter().rev() {
+            self.pending.push_front((request(), p));
         }
     }
 }

@@ -106,6 +106,24 @@ pub enum DeliverError {
     QueueFull(Publish),
 }
 
+/// The limits a server enforces on a connection: those its CONNACK announced.
+#[derive(Clone, Copy, Debug)]
+struct Enforced {
+    receive_maximum: u16,
+    maximum_qos: QoS,
+    retain_available: bool,
+}
+
+impl Default for Enforced {
+    fn default() -> Self {
+        Enforced {
+            receive_maximum: u16::MAX,
+            maximum_qos: QoS::ExactlyOnce,
+            retain_available: true,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     AwaitingConnect,
@@ -134,6 +152,8 @@ pub struct ServerSession {
     inbound_aliases: InboundAliases,
     outbound_aliases: OutboundAliases,
     client_max_packet: Option<u32>,
+    /// What the final CONNACK announced, and so what is enforced.
+    enforced: Enforced,
     keep_alive: Option<Duration>,
     last_received: Instant,
     created: Instant,
@@ -157,6 +177,7 @@ impl ServerSession {
             inbound_aliases: InboundAliases::new(0),
             outbound_aliases: OutboundAliases::new(0),
             client_max_packet: None,
+            enforced: Enforced::default(),
             keep_alive: None,
             last_received: now,
             created: now,
@@ -197,7 +218,9 @@ impl ServerSession {
     ) -> ConnectionError {
         // MQTT 5: a DISCONNECT only after a successful CONNACK ([MQTT-3.14.0-1]).
         let send = self.version.is_v5() && self.state == State::Connected;
-        self.transmit.clear();
+        // Keep a CONNACK not yet sent: it must precede the DISCONNECT
+        // ([MQTT-3.2.0-1], [MQTT-3.14.0-1]).
+        self.transmit.retain(|p| matches!(p, Packet::ConnAck(_)));
         match disconnect {
             Some(reason) if send => {
                 self.transmit.push_back(Disconnect::new(reason).into());
@@ -299,24 +322,20 @@ impl ServerSession {
 
     fn on_packet(&mut self, packet: Packet) -> Result<(), ConnectionError> {
         if let Packet::Publish(p) = &packet {
-            if p.qos() > self.options.maximum_qos {
+            if p.qos() > self.enforced.maximum_qos {
                 // [MQTT-3.2.2-11]: above the Maximum QoS announced.
                 return Err(
                     self.violation(DisconnectReason::QoSNotSupported, "QoS above the maximum")
                 );
             }
-            if p.retain && !self.options.retain_available {
+            if p.retain && !self.enforced.retain_available {
                 // [MQTT-3.2.2-14]: RETAIN while Retain Available is 0.
                 return Err(
                     self.violation(DisconnectReason::RetainNotSupported, "retain not available")
                 );
             }
         }
-        let receive_maximum = if self.version.is_v5() {
-            self.options.receive_maximum
-        } else {
-            u16::MAX
-        };
+        let receive_maximum = self.enforced.receive_maximum;
         let packet = match crate::flow::on_packet(
             &mut self.outgoing,
             &mut self.incoming,
@@ -396,10 +415,15 @@ impl ServerSession {
         let v5 = self.version.is_v5();
         let o = &self.options;
         connack.reason = ConnectReason::Success;
+        // [MQTT-3.1.2-4]: Clean Start discards any stored session
+        // ([MQTT-3.2.2-2]: and Session Present is then 0).
+        let resume = if connect.clean_start { None } else { resume };
         connack.session_present = resume.is_some();
         if v5 {
             let p = &mut connack.properties;
-            p.receive_maximum = p.receive_maximum.or(NonZeroU16::new(o.receive_maximum));
+            p.receive_maximum = p
+                .receive_maximum
+                .or(NonZeroU16::new(o.receive_maximum.max(1)));
             p.maximum_packet_size = p
                 .maximum_packet_size
                 .or(NonZeroU32::new(o.maximum_packet_size));
@@ -419,8 +443,31 @@ impl ServerSession {
             .unwrap_or(connect.keep_alive);
         self.keep_alive = (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive)));
         self.last_received = now;
+        // Enforce exactly what the CONNACK announces.
+        let ap = &connack.properties;
+        self.enforced = if v5 {
+            Enforced {
+                receive_maximum: ap.receive_maximum.map_or(u16::MAX, NonZeroU16::get),
+                maximum_qos: ap.maximum_qos.unwrap_or(QoS::ExactlyOnce),
+                retain_available: ap.retain_available.unwrap_or(true),
+            }
+        } else {
+            Enforced {
+                maximum_qos: o.maximum_qos,
+                retain_available: o.retain_available,
+                ..Enforced::default()
+            }
+        };
+        if let Some(max) = ap.maximum_packet_size.filter(|_| v5) {
+            self.decoder.set_max_packet_size(max.get());
+        }
+        let alias_max = if v5 {
+            ap.topic_alias_maximum.unwrap_or(0)
+        } else {
+            0
+        };
         let cp = &connect.properties;
-        self.inbound_aliases = InboundAliases::new(if v5 { o.topic_alias_maximum } else { 0 });
+        self.inbound_aliases = InboundAliases::new(alias_max);
         self.outbound_aliases = OutboundAliases::new(if v5 && o.outgoing_topic_aliases {
             cp.topic_alias_maximum.unwrap_or(0)
         } else {
@@ -487,16 +534,25 @@ impl ServerSession {
 
     /// Answers a SUBSCRIBE.
     pub fn suback(&mut self, suback: SubAck) {
+        if self.state != State::Connected {
+            return;
+        }
         self.transmit.push_back(suback.into());
     }
 
     /// Answers an UNSUBSCRIBE.
     pub fn unsuback(&mut self, unsuback: UnsubAck) {
+        if self.state != State::Connected {
+            return;
+        }
         self.transmit.push_back(unsuback.into());
     }
 
     /// Sends an AUTH packet (MQTT 5 enhanced authentication).
     pub fn auth(&mut self, auth: Auth) {
+        if !matches!(self.state, State::Connected | State::AwaitingDecision) {
+            return;
+        }
         self.transmit.push_back(auth.into());
     }
 
@@ -512,11 +568,12 @@ impl ServerSession {
 
     /// The transport closed.
     pub fn connection_lost(&mut self) {
-        if self.state != State::Closed {
-            self.state = State::Closed;
+        // After Closing the reason was reported already.
+        if !matches!(self.state, State::Closed | State::Closing) {
             self.events
                 .push_back(ServerEvent::Disconnected(ConnectionError::TransportClosed));
         }
+        self.state = State::Closed;
     }
 
     /// What to store for this client's session: messages in flight and

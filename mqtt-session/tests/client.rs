@@ -734,3 +734,20 @@ fn subscriptions_the_server_does_not_support_are_refused_locally() {
     );
     assert!(h.client.subscribe(sub("a/b"), Default::default()).is_ok());
 }
+
+#[test]
+fn a_silent_server_after_connect_times_out_and_empty_topics_are_refused() {
+    let mut o = options(ProtocolVersion::V5);
+    o.connect_timeout = Duration::from_secs(5);
+    let mut h = Harness::new(o);
+    h.client.connect(h.now);
+    h.sent();
+    assert_eq!(h.client.poll_timeout(), Some(Instant::from_millis(5_000)));
+    h.advance(Duration::from_secs(5));
+    assert_eq!(
+        h.events(),
+        [Event::Disconnected(ConnectionError::ConnectTimeout)]
+    );
+    let p = Publish::new(TopicName::default(), &b"x"[..]);
+    assert_eq!(h.client.publish(p), Err(PublishError::EmptyTopic));
+}

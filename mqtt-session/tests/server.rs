@@ -474,3 +474,64 @@ fn diagnostics_are_dropped_to_fit_the_clients_maximum_packet_size() {
         assert!(sent[0].encoded_len(ProtocolVersion::V5) <= 40);
     }
 }
+
+#[test]
+fn a_violation_before_connack_still_sends_connack_first() {
+    // [MQTT-3.2.0-1], [MQTT-3.14.0-1]: CONNACK precedes the DISCONNECT.
+    let mut h = Harness::new(ServerOptions {
+        retain_available: false,
+        ..Default::default()
+    });
+    h.recv(Connect::new(ProtocolVersion::V5, "c".try_into().unwrap()))
+        .unwrap();
+    let mut early = msg("t", QoS::AtMostOnce, 1);
+    early.retain = true;
+    h.recv(early).unwrap();
+    h.events();
+    h.server.accept(h.now, ConnAck::default(), None);
+    let sent = h.sent();
+    assert!(
+        matches!(sent.as_slice(), [Packet::ConnAck(_), Packet::Disconnect(d)] if d.reason == DisconnectReason::RetainNotSupported),
+        "{sent:?}"
+    );
+}
+
+#[test]
+fn what_connack_announces_is_what_is_enforced() {
+    let mut h = Harness::new(ServerOptions::default());
+    h.recv(Connect::new(ProtocolVersion::V5, "c".try_into().unwrap()))
+        .unwrap();
+    h.events();
+    let mut ack = ConnAck::default();
+    ack.properties.topic_alias_maximum = Some(100);
+    h.server.accept(h.now, ack, None);
+    h.sent();
+    let mut p = msg("t", QoS::AtMostOnce, 1);
+    p.properties_mut().topic_alias = NonZeroU16::new(80);
+    assert!(h.recv(p).is_ok(), "alias 80 is within the announced 100");
+}
+
+#[test]
+fn clean_start_never_resumes_and_a_closed_connection_reports_once() {
+    // [MQTT-3.2.2-2]: Clean Start gives Session Present 0 even with stored state.
+    let mut h = Harness::new(ServerOptions::default());
+    let stored = SessionState {
+        queued: vec![msg("old", QoS::AtLeastOnce, 1)],
+        ..Default::default()
+    };
+    let ack = h.connect(
+        Connect::new(ProtocolVersion::V5, "c".try_into().unwrap()),
+        Some(stored),
+    );
+    assert!(!ack.session_present);
+    assert!(h.sent().is_empty(), "nothing from a discarded session");
+    // Closed by the server, then the transport goes: one Disconnected event.
+    h.server.disconnect(DisconnectReason::SessionTakenOver);
+    h.server.connection_lost();
+    assert_eq!(
+        h.events(),
+        [ServerEvent::Disconnected(ConnectionError::ClosedLocally(
+            DisconnectReason::SessionTakenOver
+        ))]
+    );
+}
