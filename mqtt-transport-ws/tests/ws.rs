@@ -119,6 +119,26 @@ async fn mqtt_connect(conn: &mut Connection, v: ProtocolVersion) -> (Decoder, By
     (d, buf)
 }
 
+/// A plain tungstenite client (no MQTT adapter) offering `subprotocol`:
+/// the socket and the server's handshake response.
+async fn raw_client(
+    port: u16,
+    subprotocol: &str,
+) -> (
+    tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    tokio_tungstenite::tungstenite::handshake::client::Response,
+) {
+    let mut req = format!("ws://127.0.0.1:{port}/mqtt")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("sec-websocket-protocol", subprotocol.parse().unwrap());
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio_tungstenite::client_async(req, tcp).await.unwrap()
+}
+
 /// Connects once a freshly started broker listens (up to 10 s).
 async fn connect_when_up(target: &ServerAddr) -> Option<Connection> {
     for _ in 0..100 {
@@ -174,15 +194,7 @@ async fn client_and_server_exchange_packets_with_headers() {
 async fn packets_may_span_frames_and_frames_may_hold_several_packets() {
     // [MQTT-6.0.0-2]: the receiver treats the frames as one byte stream.
     let (port, server) = echo_server(None, WsServerOptions::default()).await;
-    let mut req = format!("ws://127.0.0.1:{port}/mqtt")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("sec-websocket-protocol", "mqtt".parse().unwrap());
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+    let (mut ws, _) = raw_client(port, "mqtt").await;
     let v = ProtocolVersion::V3_1_1;
     let mut connect = BytesMut::new();
     Connect::new(v, "split".try_into().unwrap())
@@ -344,15 +356,7 @@ async fn a_text_frame_ends_the_connection() {
         let mut buf = [0u8; 64];
         conn.read(&mut buf).await
     });
-    let mut req = format!("ws://127.0.0.1:{port}/mqtt")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("sec-websocket-protocol", "mqtt".parse().unwrap());
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+    let (mut ws, _) = raw_client(port, "mqtt").await;
     ws.send(Message::text("{\"hello\": 1}")).await.unwrap();
     let err = server.await.unwrap().unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
@@ -767,15 +771,7 @@ async fn pings_are_answered_and_close_is_clean() {
         conn.shutdown().await.unwrap();
         eof
     });
-    let mut req = format!("ws://127.0.0.1:{port}/mqtt")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("sec-websocket-protocol", "mqtt".parse().unwrap());
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+    let (mut ws, _) = raw_client(port, "mqtt").await;
     ws.send(Message::Ping(b"are you there".to_vec().into()))
         .await
         .unwrap();
@@ -874,15 +870,7 @@ async fn response_headers_are_sent_and_the_size_limit_holds() {
         let second = conn.read(&mut buf).await;
         (first, second.is_err())
     });
-    let mut req = format!("ws://127.0.0.1:{port}/mqtt")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("sec-websocket-protocol", "mqtt".parse().unwrap());
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let (mut ws, response) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+    let (mut ws, response) = raw_client(port, "mqtt").await;
     assert_eq!(
         response.headers().get("x-served-by").unwrap(),
         "mqtt-transport-ws"
@@ -931,16 +919,8 @@ async fn write_then_read_works_without_a_flush_and_large_writes_are_split() {
 #[tokio::test]
 async fn the_subprotocol_answer_keeps_the_clients_spelling() {
     let (port, _server) = echo_server(None, WsServerOptions::default()).await;
-    let mut req = format!("ws://127.0.0.1:{port}/mqtt")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("sec-websocket-protocol", "MQTT".parse().unwrap());
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
     // tungstenite's client compares the answer exactly.
-    let (_, response) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+    let (_, response) = raw_client(port, "MQTT").await;
     assert_eq!(
         response.headers().get("sec-websocket-protocol").unwrap(),
         "MQTT"
