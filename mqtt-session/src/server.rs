@@ -104,6 +104,9 @@ pub enum DeliverError {
     /// The client's queue is full.
     #[error("queue full")]
     QueueFull(Publish),
+    /// An empty topic name without a Topic Alias cannot be sent.
+    #[error("empty topic name without a topic alias")]
+    EmptyTopic,
 }
 
 /// The limits a server enforces on a connection: those its CONNACK announced.
@@ -519,6 +522,11 @@ impl ServerSession {
     /// keeps to the client's Receive Maximum and resends it on a resumed
     /// session. [`ServerEvent::Delivered`] reports the end of QoS 1 and 2 flows.
     pub fn deliver(&mut self, publish: Publish) -> Result<RequestId, DeliverError> {
+        if publish.topic().is_empty()
+            && (!self.version.is_v5() || publish.properties().topic_alias.is_none())
+        {
+            return Err(DeliverError::EmptyTopic);
+        }
         if self
             .client_max_packet
             .is_some_and(|max| publish.encoded_len(self.version) > max as usize)

@@ -535,3 +535,11 @@ fn clean_start_never_resumes_and_a_closed_connection_reports_once() {
         ))]
     );
 }
+
+#[test]
+fn a_delivery_without_a_topic_is_refused() {
+    let mut h = Harness::new(ServerOptions::default());
+    h.connect_v(ProtocolVersion::V3_1_1);
+    let p = Publish::new(TopicName::default(), &b"x"[..]);
+    assert_eq!(h.server.deliver(p), Err(DeliverError::EmptyTopic));
+}
