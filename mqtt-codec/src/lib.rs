@@ -74,7 +74,7 @@ pub use reason::{
     AuthReason, ConnectReason, DisconnectReason, PubAckReason, PubRelReason, SubAckReason,
     UnsubAckReason,
 };
-pub use string::{MqttStr, StringError, TopicFilter, TopicName};
+pub use string::{MqttStr, StringError, TopicFilter, TopicName, topic_matches};
 pub use varint::{MAX_VARINT, varint_len};
 pub use version::ProtocolVersion;
 

@@ -360,6 +360,42 @@ impl TopicFilter {
         let f = self.shared().map_or(self.as_str(), |(_, f)| f);
         f.contains(['+', '#'])
     }
+
+    /// Whether `topic` matches this filter (for `$share/{group}/{filter}`,
+    /// the inner filter). `+` matches one level, `#` the parent level and
+    /// any below it, and topics starting with `$` are not matched by a
+    /// filter starting with a wildcard ([MQTT-4.7.2-1]).
+    ///
+    /// ```
+    /// use mqtt_codec::TopicFilter;
+    /// let f = TopicFilter::from_static("sport/+/player1/#").unwrap();
+    /// assert!(f.matches("sport/tennis/player1"));
+    /// assert!(f.matches("sport/tennis/player1/ranking/x"));
+    /// assert!(!f.matches("sport/tennis/player2"));
+    /// assert!(!TopicFilter::from_static("#").unwrap().matches("$SYS/uptime"));
+    /// ```
+    pub fn matches(&self, topic: &str) -> bool {
+        let filter = self.shared().map_or(self.as_str(), |(_, f)| f);
+        topic_matches(filter, topic)
+    }
+}
+
+/// Whether `topic` matches the (non-shared, valid) topic filter `filter`.
+pub fn topic_matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && filter.starts_with(['+', '#']) {
+        return false;
+    }
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
 }
 
 impl TopicName {

@@ -8,7 +8,7 @@ use crate::{
     keepalive::{ClientKeepAlive, KeepAliveAction},
     outgoing::{Fill, Outcome, Outgoing},
 };
-use alloc::{collections::BTreeMap, collections::VecDeque, vec::Vec};
+use alloc::{collections::BTreeMap, collections::VecDeque, string::String, vec::Vec};
 use core::time::Duration;
 use mqtt_codec::{
     Auth, BytesMut, ConnAck, Connect, ConnectProperties, DecodeError, Decoder, Disconnect,
@@ -49,6 +49,10 @@ pub struct ClientOptions {
     pub outgoing_topic_aliases: bool,
     /// How long to wait for CONNACK after CONNECT.
     pub connect_timeout: Duration,
+    /// When a reconnection finds that the server kept no session, subscribe
+    /// again to every filter the server had granted ([`Event::Restored`]
+    /// reports the answer).
+    pub restore_subscriptions: bool,
 }
 
 impl ClientOptions {
@@ -68,6 +72,7 @@ impl ClientOptions {
             max_queued: 1000,
             outgoing_topic_aliases: false,
             connect_timeout: Duration::from_secs(30),
+            restore_subscriptions: true,
         }
     }
 }
@@ -143,6 +148,8 @@ pub enum ConnectionState {
 enum Request {
     Subscribe(Subscribe),
     Unsubscribe(Unsubscribe),
+    /// Subscriptions renewed after the server lost the session.
+    Restore(Subscribe),
 }
 
 /// The client side of an MQTT session, without IO.
@@ -179,6 +186,8 @@ pub struct ClientSession {
     close_reported: bool,
     /// When the current CONNECT was queued.
     connect_started: Instant,
+    /// Filters the server granted, by filter: what a lost session restores.
+    granted: BTreeMap<String, (Subscription, SubscribeProperties)>,
 }
 
 impl ClientSession {
@@ -201,6 +210,7 @@ impl ClientSession {
             connected_once: false,
             close_reported: false,
             connect_started: Instant::ZERO,
+            granted: BTreeMap::new(),
             state: ConnectionState::Disconnected,
             options,
         }
@@ -495,6 +505,9 @@ impl ClientSession {
                 });
             }
             self.incoming = Incoming::default();
+            if self.connected_once && self.options.restore_subscriptions {
+                self.restore_subscriptions();
+            }
         }
         self.connected_once = true;
         self.state = ConnectionState::Connected;
@@ -526,7 +539,8 @@ impl ClientSession {
 
     fn on_suback(&mut self, s: SubAck) -> Result<(), ConnectionError> {
         match self.requests.get(&s.packet_id.get()) {
-            Some((_, Request::Subscribe(sub))) if sub.subscriptions.len() == s.reasons.len() => {}
+            Some((_, Request::Subscribe(sub) | Request::Restore(sub)))
+                if sub.subscriptions.len() == s.reasons.len() => {}
             _ => {
                 return Err(self.violation(
                     DisconnectReason::ProtocolError,
@@ -534,10 +548,24 @@ impl ClientSession {
                 ));
             }
         }
-        if let Some((request, _)) = self.requests.remove(&s.packet_id.get()) {
+        if let Some((request, r)) = self.requests.remove(&s.packet_id.get()) {
             self.outgoing.ids.release(s.packet_id);
-            self.events
-                .push_back(Event::Subscribed { request, suback: s });
+            let (Request::Subscribe(sub) | Request::Restore(sub)) = &r else {
+                return Ok(());
+            };
+            for (subscription, reason) in sub.subscriptions.iter().zip(&s.reasons) {
+                let key = String::from(subscription.filter.as_str());
+                if reason.granted_qos().is_some() {
+                    self.granted
+                        .insert(key, (subscription.clone(), sub.properties.clone()));
+                } else {
+                    self.granted.remove(&key);
+                }
+            }
+            self.events.push_back(match r {
+                Request::Restore(_) => Event::Restored { suback: s },
+                _ => Event::Subscribed { request, suback: s },
+            });
         }
         Ok(())
     }
@@ -553,8 +581,13 @@ impl ClientSession {
                 ));
             }
         }
-        if let Some((request, _)) = self.requests.remove(&u.packet_id.get()) {
+        if let Some((request, r)) = self.requests.remove(&u.packet_id.get()) {
             self.outgoing.ids.release(u.packet_id);
+            if let Request::Unsubscribe(unsub) = &r {
+                for f in &unsub.filters {
+                    self.granted.remove(f.as_str());
+                }
+            }
             self.events.push_back(Event::Unsubscribed {
                 request,
                 unsuback: u,
@@ -690,6 +723,42 @@ impl ClientSession {
         self.close_reported = false;
     }
 
+    /// Queues SUBSCRIBEs for every granted filter, one per distinct set of
+    /// properties (Subscription Identifier), ahead of requests not yet sent.
+    fn restore_subscriptions(&mut self) {
+        let mut groups: Vec<Subscribe> = Vec::new();
+        for (subscription, properties) in self.granted.values() {
+            match groups.iter_mut().find(|g| g.properties == *properties) {
+                Some(g) => g.subscriptions.push(subscription.clone()),
+                None => groups.push(Subscribe {
+                    packet_id: PacketId::MIN,
+                    subscriptions: alloc::vec![subscription.clone()],
+                    properties: properties.clone(),
+                }),
+            }
+        }
+        for sub in groups.into_iter().rev() {
+            let request = self.next_request();
+            self.queued_requests
+                .push_front((request, Request::Restore(sub)));
+        }
+    }
+
+    /// The filters the server granted and has not been asked to remove: what
+    /// [`ClientOptions::restore_subscriptions`] subscribes to again.
+    pub fn subscriptions(&self) -> impl Iterator<Item = &Subscription> {
+        self.granted.values().map(|(s, _)| s)
+    }
+
+    /// Bytes arrived that are not handled yet (the application paused
+    /// reading them): the server is alive, so the keep-alive check does not
+    /// declare the connection lost.
+    pub fn note_bytes_received(&mut self) {
+        if self.state == ConnectionState::Connected {
+            self.keep_alive.on_received();
+        }
+    }
+
     fn fill(&mut self) {
         if self.state != ConnectionState::Connected {
             return;
@@ -700,7 +769,7 @@ impl ClientSession {
                 break;
             };
             let packet: Packet = match &mut r {
-                Request::Subscribe(s) => {
+                Request::Subscribe(s) | Request::Restore(s) => {
                     s.packet_id = id;
                     s.clone().into()
                 }

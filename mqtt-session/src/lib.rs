@@ -90,6 +90,12 @@ pub enum Event {
         /// The answer.
         unsuback: UnsubAck,
     },
+    /// Subscriptions were renewed after a reconnection found that the server
+    /// kept no session ([`ClientOptions::restore_subscriptions`]).
+    Restored {
+        /// The answer: one reason code per filter.
+        suback: SubAck,
+    },
     /// An AUTH packet arrived (MQTT 5 enhanced authentication).
     Auth(Auth),
     /// The network connection is over; the session remains.

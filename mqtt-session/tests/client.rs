@@ -751,3 +751,104 @@ fn a_silent_server_after_connect_times_out_and_empty_topics_are_refused() {
     let p = Publish::new(TopicName::default(), &b"x"[..]);
     assert_eq!(h.client.publish(p), Err(PublishError::EmptyTopic));
 }
+
+#[test]
+fn granted_subscriptions_are_restored_when_the_server_lost_the_session() {
+    let mut h = Harness::new(options(ProtocolVersion::V5));
+    h.connect();
+    let filters = ["a/#", "b/+", "c"];
+    let mut props = SubscribeProperties::default();
+    props.subscription_identifier = Some(NonZeroU32::new(7).unwrap());
+    for (i, f) in filters.iter().enumerate() {
+        let p = if i == 1 {
+            props.clone()
+        } else {
+            Default::default()
+        };
+        h.client
+            .subscribe(
+                vec![Subscription::new(
+                    TopicFilter::try_from(*f).unwrap(),
+                    QoS::AtLeastOnce,
+                )],
+                p,
+            )
+            .unwrap();
+    }
+    for p in h.sent() {
+        let Packet::Subscribe(s) = p else { panic!() };
+        // "c" is refused: it is not restored.
+        let reason = if s.subscriptions[0].filter.as_str() == "c" {
+            SubAckReason::NotAuthorized
+        } else {
+            SubAckReason::GrantedQoS1
+        };
+        h.recv(SubAck {
+            packet_id: s.packet_id,
+            reasons: vec![reason],
+            properties: Default::default(),
+        })
+        .unwrap();
+    }
+    h.events();
+    let kept: Vec<&str> = h
+        .client
+        .subscriptions()
+        .map(|s| s.filter.as_str())
+        .collect();
+    assert_eq!(kept, ["a/#", "b/+"]);
+
+    // The server kept the session: nothing is sent again.
+    h.client.connection_lost(h.now);
+    h.events();
+    let mut ack = ConnAck::new(ConnectReason::Success);
+    ack.session_present = true;
+    h.connect_with(ack);
+    assert!(h.sent().is_empty());
+
+    // The server lost it: one SUBSCRIBE per Subscription Identifier.
+    h.client.connection_lost(h.now);
+    h.events();
+    h.connect();
+    let sent = h.sent();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    for p in sent {
+        let Packet::Subscribe(s) = p else { panic!() };
+        assert_eq!(s.subscriptions.len(), 1);
+        let with_id = s.subscriptions[0].filter.as_str() == "b/+";
+        assert_eq!(s.properties.subscription_identifier.is_some(), with_id);
+        h.recv(SubAck {
+            packet_id: s.packet_id,
+            reasons: vec![SubAckReason::GrantedQoS1],
+            properties: Default::default(),
+        })
+        .unwrap();
+    }
+    let events = h.events();
+    assert_eq!(events.len(), 2);
+    assert!(events.iter().all(|e| matches!(e, Event::Restored { .. })));
+
+    // Unsubscribed filters are not restored.
+    h.client
+        .unsubscribe(
+            vec![TopicFilter::try_from("a/#").unwrap()],
+            Default::default(),
+        )
+        .unwrap();
+    let sent = h.sent();
+    let [Packet::Unsubscribe(u)] = sent.as_slice() else {
+        panic!()
+    };
+    h.recv(UnsubAck {
+        packet_id: u.packet_id,
+        reasons: vec![UnsubAckReason::Success],
+        properties: Default::default(),
+    })
+    .unwrap();
+    let kept: Vec<&str> = h
+        .client
+        .subscriptions()
+        .map(|s| s.filter.as_str())
+        .collect();
+    assert_eq!(kept, ["b/+"]);
+}

@@ -6,63 +6,28 @@
 use mqtt_codec::{
     BytesMut, ConnAck, Connect, ConnectReason, Decoder, Encode, Packet, ProtocolVersion,
 };
+use mqtt_test_support::tls::Ca;
 use mqtt_transport_tcp::*;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use std::{sync::Arc, time::Duration};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A test certificate authority.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        Ca {
-            issuer: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap(),
-        }
-    }
-
-    fn cert(&self) -> CertificateDer<'static> {
-        self.issuer.der().clone()
-    }
-
-    fn pem(&self) -> String {
-        self.issuer.pem()
-    }
-
-    /// A certificate for `names` with common name `cn`: (chain, key, cert PEM, key PEM).
-    fn leaf(
-        &self,
-        cn: &str,
-        names: &[&str],
-    ) -> (
-        Vec<CertificateDer<'static>>,
-        PrivateKeyDer<'static>,
-        String,
-        String,
-    ) {
-        let key = KeyPair::generate().unwrap();
-        let mut params =
-            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let der = PrivateKeyDer::try_from(key.serialize_der()).unwrap();
-        (
-            vec![cert.der().clone()],
-            der,
-            cert.pem(),
-            key.serialize_pem(),
-        )
-    }
+/// (chain, key, cert PEM, key PEM) for `names` with common name `cn`.
+fn leaf(
+    ca: &Ca,
+    cn: &str,
+    names: &[&str],
+) -> (
+    Vec<CertificateDer<'static>>,
+    PrivateKeyDer<'static>,
+    String,
+    String,
+) {
+    let l = ca.issue(cn, names);
+    (l.chain, l.key, l.cert_pem, l.key_pem)
 }
 
 fn server_tls(ca: &Ca) -> ServerTls {
-    let (certs, key, ..) = ca.leaf("localhost", &["localhost", "127.0.0.1"]);
+    let (certs, key, ..) = leaf(ca, "localhost", &["localhost", "127.0.0.1"]);
     ServerTls {
         certs,
         key: Arc::new(key),
@@ -177,7 +142,7 @@ async fn mutual_tls_exposes_the_client_certificate() {
     let listener = Listener::bind("127.0.0.1:0", Some(tls)).await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = tokio::spawn(serve_one(listener));
-    let (chain, key, ..) = ca.leaf("device-7", &["device-7"]);
+    let (chain, key, ..) = leaf(&ca, "device-7", &["device-7"]);
     let mut options = client_options(&ca);
     options.tls.identity = Some((chain.clone(), Arc::new(key)));
     let addr = ServerAddr::parse(&format!("mqtts://localhost:{port}")).unwrap();
@@ -198,7 +163,7 @@ async fn an_untrusted_client_certificate_is_rejected() {
     let listener = Listener::bind("127.0.0.1:0", Some(tls)).await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = tokio::spawn(serve_one(listener));
-    let (chain, key, ..) = rogue.leaf("intruder", &["intruder"]);
+    let (chain, key, ..) = leaf(&rogue, "intruder", &["intruder"]);
     let mut options = client_options(&ca);
     options.tls.identity = Some((chain, Arc::new(key)));
     let addr = ServerAddr::parse(&format!("mqtts://localhost:{port}")).unwrap();
@@ -312,7 +277,7 @@ async fn tls_client_against_mosquitto() {
         return;
     };
     let ca = Ca::new("test CA");
-    let (_, _, cert_pem, key_pem) = ca.leaf("localhost", &["localhost"]);
+    let (_, _, cert_pem, key_pem) = leaf(&ca, "localhost", &["localhost"]);
     let dir = std::env::temp_dir().join(format!("mqtt-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();

@@ -31,30 +31,21 @@ enum Kind {
 }
 
 struct Pki {
-    ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    ca: mqtt_test_support::tls::Ca,
 }
 
 impl Pki {
     fn new() -> Pki {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         Pki {
-            ca: rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap())
-                .unwrap(),
+            ca: mqtt_test_support::tls::Ca::new("bench CA"),
         }
     }
 
     fn server(&self) -> ServerTls {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-            .unwrap()
-            .signed_by(&key, &self.ca)
-            .unwrap();
+        let leaf = self.ca.issue("localhost", &["localhost"]);
         ServerTls {
-            certs: vec![cert.der().clone()],
-            key: Arc::new(
-                mqtt_transport_tcp::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
-            ),
+            certs: leaf.chain,
+            key: Arc::new(leaf.key),
             client_ca: None,
             alpn: Vec::new(),
         }
@@ -62,7 +53,7 @@ impl Pki {
 
     fn client(&self) -> ClientTls {
         ClientTls {
-            roots: Roots::Custom(vec![self.ca.der().clone()]),
+            roots: Roots::Custom(vec![self.ca.cert()]),
             ..Default::default()
         }
     }

@@ -5,6 +5,7 @@
 
 use futures_util::{SinkExt, StreamExt};
 use mqtt_codec::*;
+use mqtt_test_support::tls::Ca;
 use mqtt_transport_tcp::{
     ClientTls, Connection, Listener, Roots, ServerAddr, ServerTls, TransportKind,
 };
@@ -420,45 +421,23 @@ async fn upgrades_are_refused_with_clear_http_errors() {
     );
 }
 
-struct Ca(rcgen::CertifiedIssuer<'static, rcgen::KeyPair>);
-
-impl Ca {
-    fn new() -> Ca {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "ws test CA");
-        Ca(
-            rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap())
-                .unwrap(),
-        )
-    }
-
-    fn server_tls(&self) -> ServerTls {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-            .unwrap()
-            .signed_by(&key, &self.0)
-            .unwrap();
-        ServerTls {
-            certs: vec![cert.der().clone()],
-            key: Arc::new(
-                mqtt_transport_tcp::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
-            ),
-            client_ca: None,
-            alpn: Vec::new(),
-        }
+fn server_tls(ca: &Ca) -> ServerTls {
+    let leaf = ca.issue("localhost", &["localhost"]);
+    ServerTls {
+        certs: leaf.chain,
+        key: Arc::new(leaf.key),
+        client_ca: None,
+        alpn: Vec::new(),
     }
 }
 
 #[tokio::test]
 async fn secure_websocket_with_a_test_ca() {
-    let ca = Ca::new();
-    let (port, server) = echo_server(Some(ca.server_tls()), WsServerOptions::default()).await;
+    let ca = Ca::new("ws test CA");
+    let (port, server) = echo_server(Some(server_tls(&ca)), WsServerOptions::default()).await;
     let mut options = WsConnectOptions::default();
     options.connect.tls = ClientTls {
-        roots: Roots::Custom(vec![ca.0.der().clone()]),
+        roots: Roots::Custom(vec![ca.cert()]),
         ..Default::default()
     };
     let mut conn = connect(&addr("wss", "localhost", port, "/mqtt"), &options)
@@ -679,38 +658,17 @@ async fn paho_over_websocket_against_our_server() {
     let _ = std::fs::remove_file(script);
 }
 
-const AEDES_SCRIPT: &str = r#"
-const aedes = require('aedes')();
-const { createServer } = require('aedes-server-factory');
-const server = createServer(aedes, { ws: true });
-server.listen(Number(process.argv[2]), '127.0.0.1', () => console.log('LISTENING'));
-"#;
-
 /// Our WebSocket client against a real broker: aedes (npm), the broker of the
 /// MQTT.js ecosystem, serving MQTT 3.1.1 over WebSocket. (Debian's mosquitto
 /// 2.0.11 is built without websockets support.)
 #[tokio::test]
 async fn websocket_client_against_aedes() {
-    let Some((node, node_path)) =
-        mqtt_test_support::node_with("websocket_client_against_aedes", "aedes-server-factory")
+    let Some(broker) =
+        mqtt_test_support::brokers::Aedes::start("websocket_client_against_aedes").await
     else {
         return;
     };
-    let script = std::env::temp_dir().join(format!("aedes-{}.js", std::process::id()));
-    std::fs::write(&script, AEDES_SCRIPT).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut broker = tokio::process::Command::new(node)
-        .arg(&script)
-        .arg(port.to_string())
-        .env("NODE_PATH", node_path)
-        .kill_on_drop(true)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let port = broker.port;
     let target = addr("ws", "127.0.0.1", port, "/mqtt");
     let mut conn = connect_when_up(&target)
         .await
@@ -752,8 +710,7 @@ async fn websocket_client_against_aedes() {
         }
     }
     send(&mut conn, Disconnect::default(), v).await;
-    let _ = broker.kill().await;
-    let _ = std::fs::remove_file(script);
+    drop(broker);
 }
 
 #[tokio::test]

@@ -8,7 +8,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test and benchmark code: a panic is a failed test
 
+pub mod brokers;
 pub mod strategies;
+pub mod tls;
 
 use std::{
     io::Write,

@@ -1,0 +1,2 @@
+//! Client throughput against rumqttc.
+fn main() {}

@@ -1,0 +1,206 @@
+//! Real brokers started for a test: Debian's mosquitto on ephemeral ports
+//! of 127.0.0.1, and aedes (npm) for MQTT over WebSocket.
+
+use crate::tls::Ca;
+use std::{
+    path::PathBuf,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+use tokio::process::{Child, Command};
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts TCP connections on `127.0.0.1:port`.
+pub async fn wait_for_port(port: u16) {
+    let start = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "nothing listens on port {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A mosquitto process with a plain TCP listener, an optional TLS listener
+/// and persistence in its own directory; killed when dropped.
+pub struct Mosquitto {
+    program: PathBuf,
+    /// The directory holding its configuration, certificates and database.
+    pub dir: PathBuf,
+    /// The plain TCP port.
+    pub port: u16,
+    /// The TLS port, if any (its certificate is for `localhost`).
+    pub tls_port: Option<u16>,
+    /// The CA that signed the TLS certificate.
+    pub ca: Option<Ca>,
+    child: Option<Child>,
+}
+
+impl Mosquitto {
+    /// Starts mosquitto with `extra` configuration lines, or returns `None`
+    /// (after reporting the skip) when it is not installed.
+    pub async fn start(test: &str, tls: bool, extra: &str) -> Option<Mosquitto> {
+        let program = crate::program(test, "mosquitto")?;
+        let dir = std::env::temp_dir().join(format!(
+            "mqtt-{test}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        let mut conf = format!(
+            "per_listener_settings false\nallow_anonymous true\npersistence true\n\
+             persistence_location {d}/\nlog_dest file {d}/mosquitto.log\nlog_type all\n\
+             listener {port} 127.0.0.1\n",
+            d = dir.display()
+        );
+        let (mut tls_port, mut ca) = (None, None);
+        if tls {
+            let authority = Ca::new("mosquitto test CA");
+            let leaf = authority.issue("localhost", &["localhost"]);
+            std::fs::write(dir.join("ca.pem"), authority.pem()).unwrap();
+            std::fs::write(dir.join("cert.pem"), &leaf.cert_pem).unwrap();
+            std::fs::write(dir.join("key.pem"), &leaf.key_pem).unwrap();
+            let p = free_port();
+            conf.push_str(&format!(
+                "listener {p} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/cert.pem\nkeyfile {d}/key.pem\n",
+                d = dir.display()
+            ));
+            tls_port = Some(p);
+            ca = Some(authority);
+        }
+        conf.push_str(extra);
+        std::fs::write(dir.join("mosquitto.conf"), conf).unwrap();
+        let mut m = Mosquitto {
+            program,
+            dir,
+            port,
+            tls_port,
+            ca,
+            child: None,
+        };
+        m.spawn().await;
+        Some(m)
+    }
+
+    async fn spawn(&mut self) {
+        self.child = Some(
+            Command::new(&self.program)
+                .arg("-c")
+                .arg(self.dir.join("mosquitto.conf"))
+                .kill_on_drop(true)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_for_port(self.port).await;
+        if let Some(p) = self.tls_port {
+            wait_for_port(p).await;
+        }
+    }
+
+    /// `mqtt://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops it gracefully (SIGTERM: it saves its persistence file) and
+    /// waits for it to exit.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+        }
+    }
+
+    /// Stops it gracefully, then starts it again on the same ports.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.spawn().await;
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("mosquitto.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+const AEDES_SCRIPT: &str = r#"
+const aedes = require('aedes')();
+const { createServer } = require('aedes-server-factory');
+const server = createServer(aedes, { ws: true });
+server.listen(Number(process.argv[2]), '127.0.0.1', () => console.log('LISTENING'));
+"#;
+
+/// aedes (npm) serving MQTT over WebSocket on `ws://127.0.0.1:PORT/mqtt`
+/// (Debian's mosquitto is built without WebSocket support); killed when
+/// dropped.
+pub struct Aedes {
+    /// The WebSocket port.
+    pub port: u16,
+    _child: Child,
+    script: PathBuf,
+}
+
+impl Aedes {
+    /// Starts aedes, or returns `None` (after reporting the skip) when it is
+    /// not installed.
+    pub async fn start(test: &str) -> Option<Aedes> {
+        let (node, node_path) = crate::node_with(test, "aedes-server-factory")?;
+        let port = free_port();
+        let script =
+            std::env::temp_dir().join(format!("aedes-{test}-{}-{port}.js", std::process::id()));
+        std::fs::write(&script, AEDES_SCRIPT).unwrap();
+        let child = Command::new(node)
+            .arg(&script)
+            .arg(port.to_string())
+            .env("NODE_PATH", node_path)
+            .kill_on_drop(true)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(port).await;
+        Some(Aedes {
+            port,
+            _child: child,
+            script,
+        })
+    }
+
+    /// `ws://127.0.0.1:PORT/mqtt`.
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}/mqtt", self.port)
+    }
+}
+
+impl Drop for Aedes {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.script);
+    }
+}
