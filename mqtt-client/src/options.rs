@@ -267,6 +267,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Most QoS 1 and 2 messages in flight at once (the server's Receive
+    /// Maximum applies too). Set it for MQTT 3.1.1 servers, which announce
+    /// no limit but may enforce one (mosquitto's `max_inflight_messages`,
+    /// 20 by default).
+    pub fn max_in_flight(mut self, max: u16) -> Self {
+        self.session.max_in_flight = Some(max);
+        self
+    }
+
     /// Give outgoing messages topic aliases, within the server's Topic Alias
     /// Maximum (MQTT 5).
     pub fn outgoing_topic_aliases(mut self, on: bool) -> Self {

@@ -6,7 +6,7 @@
 use futures::StreamExt;
 use mqtt_client::*;
 use mqtt_codec::{PubAckReason, SubscribeProperties, UserProperty};
-use mqtt_test_support::brokers::{Aedes, Mosquitto};
+use mqtt_test_support::brokers::{Aedes, CuttingProxy, Mosquitto};
 use std::{num::NonZeroU32, time::Duration};
 
 const VERSIONS: [ProtocolVersion; 2] = [ProtocolVersion::V3_1_1, ProtocolVersion::V5];
@@ -714,7 +714,7 @@ async fn will_is_published_on_abnormal_loss_only() {
         polite.disconnect().await.unwrap();
         nothing(&mut messages, Duration::from_millis(300)).await;
         // Abnormal loss: through a proxy that is cut.
-        let proxy = Proxy::start(broker.port).await;
+        let proxy = CuttingProxy::start(broker.port).await;
         let (rude, _) = ClientBuilder::new(&format!("mqtt://127.0.0.1:{}", proxy.port))
             .unwrap()
             .version(v)
@@ -726,50 +726,5 @@ async fn will_is_published_on_abnormal_loss_only() {
         proxy.cut();
         assert_eq!(recv(&mut messages).await.payload(), b"gone");
         drop(rude);
-    }
-}
-
-/// A TCP proxy in front of the broker whose connections can be cut.
-struct Proxy {
-    port: u16,
-    cut: tokio::sync::watch::Sender<u64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(upstream: u16) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (cut, cuts) = tokio::sync::watch::channel(0u64);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut down, _)) = listener.accept().await else {
-                    return;
-                };
-                let mut cuts = cuts.clone();
-                cuts.borrow_and_update();
-                tokio::spawn(async move {
-                    let Ok(mut up) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
-                    else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut down, &mut up) => {}
-                        _ = cuts.changed() => {}
-                    }
-                });
-            }
-        });
-        Proxy { port, cut, task }
-    }
-
-    fn cut(&self) {
-        self.cut.send_modify(|n| *n += 1);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }

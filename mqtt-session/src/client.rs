@@ -53,6 +53,11 @@ pub struct ClientOptions {
     /// again to every filter the server had granted ([`Event::Restored`]
     /// reports the answer).
     pub restore_subscriptions: bool,
+    /// Most QoS 1 and 2 messages in flight at once, below the server's
+    /// Receive Maximum: the only limit with a 3.1.1 server, which announces
+    /// none (mosquitto, for one, refuses a 3.1.1 client past its own
+    /// `max_inflight_messages` by closing the connection).
+    pub max_in_flight: Option<u16>,
 }
 
 impl ClientOptions {
@@ -73,6 +78,7 @@ impl ClientOptions {
             outgoing_topic_aliases: false,
             connect_timeout: Duration::from_secs(30),
             restore_subscriptions: true,
+            max_in_flight: None,
         }
     }
 }
@@ -493,12 +499,16 @@ impl ClientSession {
             .unwrap_or(Duration::from_secs(30));
         self.keep_alive =
             ClientKeepAlive::new(interval, timeout, self.keep_alive.last_sent.min(now));
+        let window = self
+            .limits
+            .receive_maximum
+            .min(self.options.max_in_flight.unwrap_or(u16::MAX));
         if c.session_present {
-            self.outgoing.resume(self.limits.receive_maximum);
+            self.outgoing.resume(window);
         } else {
             // The server kept nothing: resend in-flight messages as new ones
             // and forget QoS 2 messages it would release.
-            for request in self.outgoing.restart(self.limits.receive_maximum) {
+            for request in self.outgoing.restart(window) {
                 self.events.push_back(Event::Published {
                     request,
                     outcome: Outcome::Delivered(mqtt_codec::PubAckReason::Success),

@@ -852,3 +852,23 @@ fn granted_subscriptions_are_restored_when_the_server_lost_the_session() {
         .collect();
     assert_eq!(kept, ["b/+"]);
 }
+
+#[test]
+fn max_in_flight_caps_the_window_below_the_server_receive_maximum() {
+    let mut o = options(ProtocolVersion::V3_1_1);
+    o.max_in_flight = Some(2);
+    let mut h = Harness::new(o);
+    h.connect();
+    for _ in 0..5 {
+        h.client.publish(msg("t", QoS::AtLeastOnce)).unwrap();
+    }
+    let sent = h.sent();
+    assert_eq!(publishes(&sent).len(), 2);
+    let id = publishes(&sent)[0].packet_id().unwrap();
+    h.recv(PubAck::new(id)).unwrap();
+    assert_eq!(
+        publishes(&h.sent()).len(),
+        1,
+        "one acknowledgement, one more"
+    );
+}

@@ -61,7 +61,9 @@ impl Mosquitto {
         std::fs::create_dir_all(&dir).unwrap();
         let port = free_port();
         let mut conf = format!(
-            "per_listener_settings false\nallow_anonymous true\npersistence true\n\
+            // `user root`: when the tests run as root, mosquitto would otherwise
+            // switch to the `mosquitto` user, who cannot write in `dir`.
+            "per_listener_settings false\nallow_anonymous true\nuser root\npersistence true\n\
              persistence_location {d}/\nlog_dest file {d}/mosquitto.log\nlog_type all\n\
              listener {port} 127.0.0.1\n",
             d = dir.display()
@@ -202,5 +204,62 @@ impl Aedes {
 impl Drop for Aedes {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.script);
+    }
+}
+
+/// A TCP proxy on 127.0.0.1 in front of `upstream` whose connections can
+/// all be cut at once (both sides see the connection drop, with no MQTT
+/// DISCONNECT): a network failure on demand.
+pub struct CuttingProxy {
+    /// The port clients connect to.
+    pub port: u16,
+    cut: tokio::sync::watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CuttingProxy {
+    /// A proxy to `127.0.0.1:upstream`.
+    pub async fn start(upstream: u16) -> CuttingProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cut, cuts) = tokio::sync::watch::channel(0u64);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut down, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut cuts = cuts.clone();
+                cuts.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(mut up) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    else {
+                        return;
+                    };
+                    let _ = down.set_nodelay(true);
+                    let _ = up.set_nodelay(true);
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut down, &mut up) => {}
+                        _ = cuts.changed() => {}
+                    }
+                });
+            }
+        });
+        CuttingProxy { port, cut, task }
+    }
+
+    /// `mqtt://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// Cuts every connection open now.
+    pub fn cut(&self) {
+        self.cut.send_modify(|n| *n += 1);
+    }
+}
+
+impl Drop for CuttingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

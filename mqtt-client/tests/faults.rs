@@ -1,0 +1,202 @@
+//! Fault tests against Debian's mosquitto: 10,000 QoS 1 and QoS 2 messages
+//! flow from one client to another while the network is cut at random
+//! moments, or while mosquitto is restarted gracefully. Afterwards every
+//! QoS 1 message arrived at least once and every QoS 2 message exactly once
+//! ([MQTT-4.3.2-2], [MQTT-4.3.3-2]: resent until acknowledged; [MQTT-4.4.0-1]:
+//! unacknowledged messages resent with DUP on a resumed session).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use futures::StreamExt;
+use mqtt_client::*;
+use mqtt_test_support::brokers::{CuttingProxy, Mosquitto};
+use std::{
+    future::Future,
+    time::{Duration, Instant},
+};
+
+const MESSAGES: u32 = 10_000;
+/// mosquitto must not drop what it queues for the subscriber: no limit.
+const BROKER_CONF: &str = "max_queued_messages 0\nmax_inflight_messages 100\n";
+
+fn builder(url: &str, version: ProtocolVersion, id: &str) -> ClientBuilder {
+    ClientBuilder::new(url)
+        .unwrap()
+        .version(version)
+        .client_id(id)
+        // A session kept from the start (3.1.1 Clean Session 0; MQTT 5 with an
+        // expiry; mosquitto 2.0.11 does not save a session that began with
+        // Clean Start 1 across a restart, whatever its expiry).
+        .clean_start(false)
+        .session_expiry(Duration::from_secs(3600))
+        .keep_alive(Duration::from_secs(5))
+        .queue_limit(1000)
+        // mosquitto's max_inflight_messages below, which 3.1.1 cannot announce.
+        .max_in_flight(100)
+        .reconnect(Reconnect {
+            initial_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(300),
+            ..Reconnect::default()
+        })
+}
+
+/// Random milliseconds in `range` (no need for a good generator).
+fn random_ms(range: std::ops::Range<u64>) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    Duration::from_millis(range.start + nanos % (range.end - range.start))
+}
+
+/// Runs the flow from `publisher` to `subscriber` while `disrupt` runs,
+/// then checks the counts.
+async fn flow_survives<F, D>(url: &str, version: ProtocolVersion, tag: &str, disrupt: D)
+where
+    D: FnOnce() -> F,
+    F: Future<Output = Vec<Instant>>,
+{
+    let (sub, mut messages) = builder(url, version, &format!("{tag}-sub"))
+        .connect()
+        .await
+        .unwrap();
+    let filter = format!("{tag}/#");
+    sub.subscribe(&filter, QoS::ExactlyOnce).await.unwrap();
+    let (publisher, _) = builder(url, version, &format!("{tag}-pub"))
+        .connect()
+        .await
+        .unwrap();
+    let topics = [format!("{tag}/q1"), format!("{tag}/q2")];
+    let publishing = tokio::spawn(async move {
+        let mut deliveries = futures::stream::FuturesUnordered::new();
+        for i in 0..MESSAGES {
+            let qos = if i % 2 == 0 {
+                QoS::AtLeastOnce
+            } else {
+                QoS::ExactlyOnce
+            };
+            let m = Message::new(&topics[(i % 2) as usize], i.to_be_bytes().to_vec())
+                .unwrap()
+                .qos(qos);
+            deliveries.push(publisher.enqueue(m).await.unwrap());
+            // Keep completing while queueing, so the window stays full.
+            while let Some(Some(r)) = futures::FutureExt::now_or_never(deliveries.next()) {
+                r.unwrap();
+            }
+        }
+        while let Some(r) = deliveries.next().await {
+            r.unwrap();
+        }
+        publisher
+    });
+    let started = Instant::now();
+    let receiving = async {
+        let mut counts = vec![0u32; MESSAGES as usize];
+        let mut distinct = 0;
+        while distinct < MESSAGES {
+            let m = tokio::time::timeout(Duration::from_secs(60), messages.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    let missing: Vec<usize> = (0..MESSAGES as usize)
+                        .filter(|&i| counts[i] == 0)
+                        .take(20)
+                        .collect();
+                    panic!("stalled with {distinct} of {MESSAGES} received; missing {missing:?}")
+                })
+                .unwrap();
+            let i = u32::from_be_bytes(m.payload().try_into().unwrap());
+            let expected = if i % 2 == 0 {
+                QoS::AtLeastOnce
+            } else {
+                QoS::ExactlyOnce
+            };
+            assert_eq!(m.qos(), expected);
+            if counts[i as usize] == 0 {
+                distinct += 1;
+            }
+            counts[i as usize] += 1;
+        }
+        let finished = Instant::now();
+        // Late duplicates would show up now.
+        while let Ok(Some(m)) =
+            tokio::time::timeout(Duration::from_millis(500), messages.recv()).await
+        {
+            let i = u32::from_be_bytes(m.payload().try_into().unwrap());
+            counts[i as usize] += 1;
+        }
+        (counts, finished)
+    };
+    let ((counts, finished), disruptions) = tokio::join!(receiving, disrupt());
+    // Only disruptions while messages were still on their way count.
+    let disruptions = disruptions.iter().filter(|&&t| t < finished).count();
+    let publisher = tokio::time::timeout(Duration::from_secs(60), publishing)
+        .await
+        .expect("every publish completes")
+        .unwrap();
+    let qos2_duplicates: Vec<usize> = (1..MESSAGES as usize)
+        .step_by(2)
+        .filter(|&i| counts[i] != 1)
+        .collect();
+    assert!(
+        qos2_duplicates.is_empty(),
+        "QoS 2 messages not received exactly once: {:?}",
+        &qos2_duplicates[..qos2_duplicates.len().min(20)]
+    );
+    let qos1_resent: u32 = (0..MESSAGES as usize)
+        .step_by(2)
+        .map(|i| counts[i] - 1)
+        .sum();
+    println!(
+        "{tag}: {MESSAGES} messages through {disruptions} disruptions in {:?}; \
+         {qos1_resent} QoS 1 duplicates, no QoS 2 duplicate",
+        started.elapsed()
+    );
+    assert!(
+        disruptions >= 3,
+        "the flow ended before {disruptions} disruptions"
+    );
+    publisher.disconnect().await.unwrap();
+    sub.disconnect().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_message_lost_when_the_network_is_cut() {
+    let Some(broker) = Mosquitto::start("client_fault_cut", false, BROKER_CONF).await else {
+        return;
+    };
+    for version in [ProtocolVersion::V5, ProtocolVersion::V3_1_1] {
+        let proxy = CuttingProxy::start(broker.port).await;
+        let tag = format!("cut{}", u8::from(version.is_v5()));
+        flow_survives(&proxy.url(), version, &tag, || async {
+            let mut cuts = Vec::new();
+            for _ in 0..5 {
+                tokio::time::sleep(random_ms(20..120)).await;
+                proxy.cut();
+                cuts.push(Instant::now());
+            }
+            cuts
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_message_lost_when_mosquitto_restarts_gracefully() {
+    let Some(mut broker) = Mosquitto::start("client_fault_restart", false, BROKER_CONF).await
+    else {
+        return;
+    };
+    let url = broker.url();
+    for version in [ProtocolVersion::V5, ProtocolVersion::V3_1_1] {
+        let tag = format!("restart{}", u8::from(version.is_v5()));
+        flow_survives(&url, version, &tag, || async {
+            let mut restarts = Vec::new();
+            for _ in 0..3 {
+                tokio::time::sleep(random_ms(20..150)).await;
+                restarts.push(Instant::now());
+                broker.restart().await;
+            }
+            restarts
+        })
+        .await;
+    }
+}
