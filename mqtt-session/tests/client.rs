@@ -757,8 +757,10 @@ fn granted_subscriptions_are_restored_when_the_server_lost_the_session() {
     let mut h = Harness::new(options(ProtocolVersion::V5));
     h.connect();
     let filters = ["a/#", "b/+", "c"];
-    let mut props = SubscribeProperties::default();
-    props.subscription_identifier = Some(NonZeroU32::new(7).unwrap());
+    let props = SubscribeProperties {
+        subscription_identifier: Some(NonZeroU32::new(7).unwrap()),
+        ..Default::default()
+    };
     for (i, f) in filters.iter().enumerate() {
         let p = if i == 1 {
             props.clone()
