@@ -119,6 +119,11 @@ impl Mosquitto {
         format!("mqtt://127.0.0.1:{}", self.port)
     }
 
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
+    }
+
     /// Stops it gracefully (SIGTERM: it saves its persistence file) and
     /// waits for it to exit.
     pub async fn stop(&mut self) {
@@ -262,4 +267,21 @@ impl Drop for CuttingProxy {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// CPU time (user + system) used so far by process `pid`, from
+/// `/proc/PID/stat` (Linux).
+pub fn cpu_time(pid: u32) -> std::time::Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 (1-based), 11 and 12 here.
+    let total = ticks(11) + ticks(12);
+    // Linux reports in USER_HZ, 100 on every common configuration.
+    std::time::Duration::from_millis(total * 10)
 }
