@@ -9,9 +9,18 @@
 //! printed. QoS 0 counts messages written to the socket, QoS 1 messages
 //! acknowledged by PUBACK.
 //!
+//! The same two runs against a minimal acknowledging server on its own
+//! thread (it answers CONNACK, then a PUBACK for every QoS 1 PUBLISH,
+//! written in batches): mosquitto is single-threaded and saturates one core
+//! at QoS 1 with either client, so this second table is where the clients
+//! themselves are the bottleneck.
+//!
 //! Memory: each client publishes 10,000 QoS 1 messages to a server that
-//! never acknowledges them; the heap growth divided by 10,000 is the cost of
-//! one message in flight (counted by a global allocator wrapper).
+//! never acknowledges them; the heap growth from before the client is built
+//! (so rumqttc's table of in-flight slots, allocated up front for 10,000,
+//! counts), divided by 10,000, is the cost of one message in flight
+//! (counted by a global allocator wrapper; the `Delivery` handles ours
+//! returns count too).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark code: a panic is a failed run
 
 use futures::{StreamExt, stream::FuturesUnordered};
@@ -43,7 +52,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -83,7 +95,9 @@ async fn ours(port: u16, qos: QoS, n: usize) -> Duration {
 
 async fn rumqttc(port: u16, qos: QoS, n: usize) -> Duration {
     let mut options = rumqttc::MqttOptions::new("rumqttc-bench", "127.0.0.1", port);
-    options.set_inflight(WINDOW).set_keep_alive(Duration::from_secs(60));
+    options
+        .set_inflight(WINDOW)
+        .set_keep_alive(Duration::from_secs(60));
     let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 10_000);
     let q = match qos {
         QoS::AtMostOnce => rumqttc::QoS::AtMostOnce,
@@ -111,9 +125,7 @@ async fn rumqttc(port: u16, qos: QoS, n: usize) -> Duration {
             rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)) if qos == QoS::AtLeastOnce => {
                 done += 1
             }
-            rumqttc::Event::Outgoing(rumqttc::Outgoing::Publish(_))
-                if qos == QoS::AtMostOnce =>
-            {
+            rumqttc::Event::Outgoing(rumqttc::Outgoing::Publish(_)) if qos == QoS::AtMostOnce => {
                 done += 1
             }
             _ => {}
@@ -166,7 +178,9 @@ async fn wait_bytes(rx: &mut tokio::sync::watch::Receiver<usize>, bytes: usize) 
 
 async fn memory_ours() -> f64 {
     let (port, mut rx) = black_hole().await;
-    let before = LIVE.load(Ordering::Relaxed);
+    // Let earlier runs' tasks finish and free what they hold.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let base = LIVE.load(Ordering::Relaxed);
     let (client, _) = ClientBuilder::new(&format!("mqtt://127.0.0.1:{port}"))
         .unwrap()
         .queue_limit(UNACKED)
@@ -174,15 +188,15 @@ async fn memory_ours() -> f64 {
         .await
         .unwrap();
     let mut pending = Vec::with_capacity(UNACKED);
-    let base = LIVE.load(Ordering::Relaxed);
     for _ in 0..UNACKED {
-        let m = Message::new(TOPIC, &PAYLOAD[..]).unwrap().qos(QoS::AtLeastOnce);
+        let m = Message::new(TOPIC, &PAYLOAD[..])
+            .unwrap()
+            .qos(QoS::AtLeastOnce);
         pending.push(client.enqueue(m).await.unwrap());
     }
     wait_bytes(&mut rx, UNACKED * PUBLISH_LEN).await;
     let grown = LIVE.load(Ordering::Relaxed) - base;
     // The caller's Delivery handles are the caller's, but count them too.
-    let _ = before;
     drop(pending);
     drop(client);
     grown as f64 / UNACKED as f64
@@ -190,8 +204,13 @@ async fn memory_ours() -> f64 {
 
 async fn memory_rumqttc() -> f64 {
     let (port, mut rx) = black_hole().await;
+    // Let earlier runs' tasks finish and free what they hold.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let base = LIVE.load(Ordering::Relaxed);
     let mut options = rumqttc::MqttOptions::new("rumqttc-mem", "127.0.0.1", port);
-    options.set_inflight(u16::MAX);
+    // Room for exactly the messages of the test: rumqttc allocates its
+    // table of in-flight slots up front.
+    options.set_inflight(UNACKED as u16);
     let (client, mut eventloop) = rumqttc::AsyncClient::new(options, UNACKED);
     loop {
         if let rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)) =
@@ -200,7 +219,6 @@ async fn memory_rumqttc() -> f64 {
             break;
         }
     }
-    let base = LIVE.load(Ordering::Relaxed);
     let driver = tokio::spawn(async move {
         loop {
             if eventloop.poll().await.is_err() {
@@ -218,6 +236,67 @@ async fn memory_rumqttc() -> f64 {
     let grown = LIVE.load(Ordering::Relaxed) - base;
     driver.abort();
     grown as f64 / UNACKED as f64
+}
+
+/// A server on its own thread that accepts connections one after another,
+/// answers CONNACK and acknowledges every QoS 1 PUBLISH, batching the
+/// PUBACKs of one read into one write.
+fn ack_server() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            s.set_nodelay(true).unwrap();
+            let mut buf = Vec::with_capacity(256 * 1024);
+            let mut chunk = vec![0u8; 128 * 1024];
+            let mut out = Vec::with_capacity(64 * 1024);
+            'conn: loop {
+                let n = match s.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                buf.extend_from_slice(&chunk[..n]);
+                let mut at = 0;
+                loop {
+                    // Fixed header and remaining length.
+                    let (mut len, mut shift, mut i) = (0usize, 0, at + 1);
+                    while let Some(&b) = buf.get(i) {
+                        len |= ((b & 0x7f) as usize) << shift;
+                        shift += 7;
+                        i += 1;
+                        if b & 0x80 == 0 {
+                            break;
+                        }
+                    }
+                    if i > buf.len() || buf.len() < i + len || at >= buf.len() {
+                        break;
+                    }
+                    let body = &buf[i..i + len];
+                    match buf[at] >> 4 {
+                        1 => out.extend_from_slice(&[0x20, 2, 0, 0]),
+                        3 if buf[at] & 0x06 == 0x02 => {
+                            let t = u16::from_be_bytes([body[0], body[1]]) as usize;
+                            out.extend_from_slice(&[0x40, 2, body[2 + t], body[3 + t]]);
+                        }
+                        12 => out.extend_from_slice(&[0xd0, 0]),
+                        14 => break 'conn,
+                        _ => {}
+                    }
+                    at = i + len;
+                }
+                buf.drain(..at);
+                if !out.is_empty() {
+                    if s.write_all(&out).is_err() {
+                        break;
+                    }
+                    out.clear();
+                }
+            }
+        }
+    });
+    port
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -241,12 +320,18 @@ async fn main() {
         eprintln!("mosquitto is not installed: nothing to compare against");
         return;
     };
-    println!("client throughput through mosquitto, MQTT 3.1.1, 64 B payload, window {WINDOW}, {rounds} rounds (medians)");
+    println!(
+        "client throughput through mosquitto, MQTT 3.1.1, 64 B payload, window {WINDOW}, {rounds} rounds (medians)"
+    );
     println!(
         "| publish | mqtt-client msgs/s | rumqttc msgs/s | ratio | client CPU µs/msg (ours / rumqttc) | mosquitto CPU µs/msg (ours / rumqttc) |"
     );
     println!("|---|---:|---:|---:|---:|---:|");
     let only = std::env::var("VS_RUMQTTC_ONLY").ok();
+    if only.as_deref() == Some("memory") {
+        memory().await;
+        return;
+    }
     if let Some(which) = &only {
         // Profiling aid: one QoS 1 run of one client.
         let n = 100_000;
@@ -257,6 +342,58 @@ async fn main() {
         println!("{which}: {:.0} msgs/s", n as f64 / t.as_secs_f64());
         return;
     }
+    throughput(&broker, rounds).await;
+    let port = ack_server();
+    println!();
+    println!(
+        "client throughput to an acknowledging server on its own thread, MQTT 3.1.1, 64 B payload, window {WINDOW}, {rounds} rounds (medians)"
+    );
+    println!(
+        "| publish | mqtt-client msgs/s | rumqttc msgs/s | ratio | client CPU µs/msg (ours / rumqttc) |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for (qos, n) in [(QoS::AtMostOnce, 200_000), (QoS::AtLeastOnce, 200_000)] {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let (mut ca, mut cb) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let c0 = thread_cpu();
+            a.push(n as f64 / ours(port, qos, n).await.as_secs_f64());
+            ca.push((thread_cpu() - c0) * 1e6 / n as f64);
+            let c0 = thread_cpu();
+            b.push(n as f64 / rumqttc(port, qos, n).await.as_secs_f64());
+            cb.push((thread_cpu() - c0) * 1e6 / n as f64);
+        }
+        let (a, b) = (median(&mut a), median(&mut b));
+        let (ca, cb) = (median(&mut ca), median(&mut cb));
+        println!(
+            "| {qos:?} | {a:.0} | {b:.0} | {:.2} | {ca:.2} / {cb:.2} |",
+            a / b
+        );
+    }
+    memory().await;
+}
+
+/// CPU time of the calling thread (the benchmark's single runtime thread,
+/// where both clients run), in seconds.
+fn thread_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat (11 and 12 after the
+    // name), in USER_HZ (100).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+async fn throughput(broker: &Mosquitto, rounds: usize) {
     for (qos, n) in [(QoS::AtMostOnce, 200_000), (QoS::AtLeastOnce, 100_000)] {
         let (mut a, mut b) = (Vec::new(), Vec::new());
         let (mut ca, mut cb) = (Vec::new(), Vec::new());
@@ -282,6 +419,9 @@ async fn main() {
             a / b
         );
     }
+}
+
+async fn memory() {
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for _ in 0..3 {
         a.push(memory_ours().await);

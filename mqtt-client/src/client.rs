@@ -98,6 +98,9 @@ impl Stream for Messages {
 }
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, Error>>;
+/// A publish's answer: the error is boxed so that the channel, one per
+/// message in flight, stays small.
+pub(crate) type PublishReply = oneshot::Sender<Result<PubAckReason, Box<Error>>>;
 
 /// A route: messages matching `filters` go to `sender` instead of the main
 /// stream.
@@ -111,7 +114,7 @@ pub(crate) struct Route {
 pub(crate) enum Command {
     Publish {
         publish: Publish,
-        reply: Option<Reply<PubAckReason>>,
+        reply: Option<PublishReply>,
         permit: OwnedSemaphorePermit,
     },
     Subscribe {
@@ -158,7 +161,7 @@ pub struct Client {
 /// for QoS 1, at PUBCOMP for QoS 2, with the server's reason code (MQTT 5;
 /// `Success` in 3.1.1). Dropping it does not cancel the message.
 #[derive(Debug)]
-pub struct Delivery(oneshot::Receiver<Result<PubAckReason, Error>>);
+pub struct Delivery(oneshot::Receiver<Result<PubAckReason, Box<Error>>>);
 
 impl Future for Delivery {
     type Output = Result<PubAckReason, Error>;
@@ -166,7 +169,7 @@ impl Future for Delivery {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.0)
             .poll(cx)
-            .map(|r| r.unwrap_or(Err(Error::Closed)))
+            .map(|r| r.unwrap_or(Err(Box::new(Error::Closed))).map_err(|e| *e))
     }
 }
 

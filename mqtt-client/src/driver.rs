@@ -8,11 +8,11 @@
 use crate::{
     ClientBuilder, ConnectionEvent, ConnectionState, Error, Messages, Reconnect,
     backoff::Rng,
-    client::{Command, Reply, Route, Shared},
+    client::{Command, PublishReply, Reply, Route, Shared},
 };
 use bytes::{Buf, BytesMut};
 use futures::Sink;
-use mqtt_codec::{ConnAck, ConnectReason, Disconnect, PubAckReason, Publish, SubAck, UnsubAck};
+use mqtt_codec::{ConnAck, ConnectReason, Disconnect, Publish, SubAck, UnsubAck};
 use mqtt_session::{ClientSession, ConnectionError, Event, Outcome, PublishError, RequestId};
 use mqtt_transport_tcp::{Connection, Scheme, ServerAddr, TransportError};
 use mqtt_transport_ws::WsConnectOptions;
@@ -26,7 +26,7 @@ use std::{
 };
 use tokio::{
     io::AsyncWrite,
-    sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot, watch},
+    sync::{Semaphore, broadcast, mpsc, oneshot, watch},
     time::{Instant, Sleep},
 };
 use tracing::{debug, info, trace, warn};
@@ -54,9 +54,11 @@ enum Link {
     Finished,
 }
 
+/// A publish the session holds. Its queue permit was forgotten when it was
+/// taken in and is given back to `Driver::permits` when it completes, so
+/// that each entry stays small.
 struct PendingPublish {
-    reply: Option<Reply<PubAckReason>>,
-    _permit: OwnedSemaphorePermit,
+    reply: Option<PublishReply>,
 }
 
 pub(crate) struct Driver {
@@ -77,6 +79,7 @@ pub(crate) struct Driver {
     write_buf: BytesMut,
     flushed: bool,
     publishes: HashMap<RequestId, PendingPublish>,
+    permits: Arc<Semaphore>,
     subscribes: HashMap<RequestId, Reply<SubAck>>,
     unsubscribes: HashMap<RequestId, Reply<UnsubAck>>,
     main: futures::channel::mpsc::Sender<Publish>,
@@ -142,6 +145,7 @@ pub(crate) fn spawn(
         write_buf: BytesMut::new(),
         flushed: true,
         publishes: HashMap::new(),
+        permits: shared.permits.clone(),
         subscribes: HashMap::new(),
         unsubscribes: HashMap::new(),
         main,
@@ -286,24 +290,19 @@ impl Driver {
                 permit,
             } => {
                 if self.stop {
-                    reply.map(|r| r.send(Err(Error::Closed)));
+                    reply.map(|r| r.send(Err(Box::new(Error::Closed))));
                     return;
                 }
                 match self.session.publish(publish) {
                     Ok(request) => {
-                        self.publishes.insert(
-                            request,
-                            PendingPublish {
-                                reply,
-                                _permit: permit,
-                            },
-                        );
+                        permit.forget();
+                        self.publishes.insert(request, PendingPublish { reply });
                     }
                     Err(PublishError::QueueFull(p)) => {
-                        reply.map(|r| r.send(Err(Error::QueueFull(Box::new(p)))));
+                        reply.map(|r| r.send(Err(Box::new(Error::QueueFull(Box::new(p))))));
                     }
                     Err(e) => {
-                        reply.map(|r| r.send(Err(e.into())));
+                        reply.map(|r| r.send(Err(Box::new(e.into()))));
                     }
                 }
             }
@@ -552,11 +551,12 @@ impl Driver {
                 Event::Message(p) => self.inbox.push_back(p),
                 Event::Published { request, outcome } => {
                     if let Some(p) = self.publishes.remove(&request) {
+                        self.permits.add_permits(1);
                         let result = match outcome {
                             Outcome::Delivered(r) => Ok(r),
-                            Outcome::Refused(r) => Err(Error::Refused(r)),
-                            Outcome::NotFound => Err(Error::NotFound),
-                            Outcome::Dropped => Err(Error::Dropped),
+                            Outcome::Refused(r) => Err(Box::new(Error::Refused(r))),
+                            Outcome::NotFound => Err(Box::new(Error::NotFound)),
+                            Outcome::Dropped => Err(Box::new(Error::Dropped)),
                         };
                         p.reply.map(|r| r.send(result));
                     }
@@ -653,7 +653,8 @@ impl Driver {
             }
         }
         for (_, p) in self.publishes.drain() {
-            p.reply.map(|r| r.send(Err(Error::Closed)));
+            self.permits.add_permits(1);
+            p.reply.map(|r| r.send(Err(Box::new(Error::Closed))));
         }
         for (_, r) in self.subscribes.drain() {
             let _ = r.send(Err(Error::Closed));

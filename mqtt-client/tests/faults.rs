@@ -11,6 +11,10 @@ use mqtt_client::*;
 use mqtt_test_support::brokers::{CuttingProxy, Mosquitto};
 use std::{
     future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -39,22 +43,47 @@ fn builder(url: &str, version: ProtocolVersion, id: &str) -> ClientBuilder {
         })
 }
 
-/// Random milliseconds in `range` (no need for a good generator).
-fn random_ms(range: std::ops::Range<u64>) -> Duration {
+/// A random number in `range` (no need for a good generator).
+fn random(range: std::ops::Range<u32>) -> u32 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .subsec_nanos() as u64;
-    Duration::from_millis(range.start + nanos % (range.end - range.start))
+        .subsec_nanos();
+    range.start + nanos % (range.end - range.start)
+}
+
+/// Distinct messages received so far, shared with the disruption.
+type Progress = Arc<AtomicU32>;
+
+/// Waits until the subscriber has received `count` distinct messages, so
+/// that each disruption falls while messages are on their way.
+async fn reached(progress: &Progress, count: u32) {
+    while progress.load(Ordering::Relaxed) < count {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// `n` random points of the flow, in order, between 5% and 90% of it.
+fn points(n: u32) -> Vec<u32> {
+    let step = (MESSAGES * 85 / 100) / n;
+    (0..n)
+        .map(|k| MESSAGES * 5 / 100 + k * step + random(0..step))
+        .collect()
 }
 
 /// Runs the flow from `publisher` to `subscriber` while `disrupt` runs,
 /// then checks the counts.
 async fn flow_survives<F, D>(url: &str, version: ProtocolVersion, tag: &str, disrupt: D)
 where
-    D: FnOnce() -> F,
+    D: FnOnce(Progress) -> F,
     F: Future<Output = Vec<Instant>>,
 {
+    if let Ok(level) = std::env::var("MQTT_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(level.parse().unwrap_or(tracing::Level::DEBUG))
+            .with_test_writer()
+            .try_init();
+    }
     let (sub, mut messages) = builder(url, version, &format!("{tag}-sub"))
         .connect()
         .await
@@ -89,6 +118,7 @@ where
         publisher
     });
     let started = Instant::now();
+    let progress = Progress::default();
     let receiving = async {
         let mut counts = vec![0u32; MESSAGES as usize];
         let mut distinct = 0;
@@ -100,7 +130,10 @@ where
                         .filter(|&i| counts[i] == 0)
                         .take(20)
                         .collect();
-                    panic!("stalled with {distinct} of {MESSAGES} received; missing {missing:?}")
+                    let odd = (0..MESSAGES as usize).filter(|&i| counts[i] == 0 && i % 2 == 1).count();
+                    let even = (0..MESSAGES as usize).filter(|&i| counts[i] == 0 && i % 2 == 0).count();
+                    let last = (0..MESSAGES as usize).filter(|&i| counts[i] == 0).last();
+                    panic!("stalled with {distinct} of {MESSAGES} received; missing {missing:?}; odd {odd} even {even} last {last:?}")
                 })
                 .unwrap();
             let i = u32::from_be_bytes(m.payload().try_into().unwrap());
@@ -112,6 +145,7 @@ where
             assert_eq!(m.qos(), expected);
             if counts[i as usize] == 0 {
                 distinct += 1;
+                progress.store(distinct, Ordering::Relaxed);
             }
             counts[i as usize] += 1;
         }
@@ -125,7 +159,7 @@ where
         }
         (counts, finished)
     };
-    let ((counts, finished), disruptions) = tokio::join!(receiving, disrupt());
+    let ((counts, finished), disruptions) = tokio::join!(receiving, disrupt(progress.clone()));
     // Only disruptions while messages were still on their way count.
     let disruptions = disruptions.iter().filter(|&&t| t < finished).count();
     let publisher = tokio::time::timeout(Duration::from_secs(60), publishing)
@@ -166,10 +200,11 @@ async fn no_message_lost_when_the_network_is_cut() {
     for version in [ProtocolVersion::V5, ProtocolVersion::V3_1_1] {
         let proxy = CuttingProxy::start(broker.port).await;
         let tag = format!("cut{}", u8::from(version.is_v5()));
-        flow_survives(&proxy.url(), version, &tag, || async {
+        let proxy = &proxy;
+        flow_survives(&proxy.url(), version, &tag, |progress| async move {
             let mut cuts = Vec::new();
-            for _ in 0..5 {
-                tokio::time::sleep(random_ms(20..120)).await;
+            for point in points(5) {
+                reached(&progress, point).await;
                 proxy.cut();
                 cuts.push(Instant::now());
             }
@@ -188,10 +223,11 @@ async fn no_message_lost_when_mosquitto_restarts_gracefully() {
     let url = broker.url();
     for version in [ProtocolVersion::V5, ProtocolVersion::V3_1_1] {
         let tag = format!("restart{}", u8::from(version.is_v5()));
-        flow_survives(&url, version, &tag, || async {
+        let broker = &mut broker;
+        flow_survives(&url, version, &tag, |progress| async move {
             let mut restarts = Vec::new();
-            for _ in 0..3 {
-                tokio::time::sleep(random_ms(20..150)).await;
+            for point in points(3) {
+                reached(&progress, point).await;
                 restarts.push(Instant::now());
                 broker.restart().await;
             }
