@@ -132,7 +132,7 @@ where
                         .collect();
                     let odd = (0..MESSAGES as usize).filter(|&i| counts[i] == 0 && i % 2 == 1).count();
                     let even = (0..MESSAGES as usize).filter(|&i| counts[i] == 0 && i % 2 == 0).count();
-                    let last = (0..MESSAGES as usize).filter(|&i| counts[i] == 0).last();
+                    let last = (0..MESSAGES as usize).rfind(|&i| counts[i] == 0);
                     panic!("stalled with {distinct} of {MESSAGES} received; missing {missing:?}; odd {odd} even {even} last {last:?}")
                 })
                 .unwrap();
