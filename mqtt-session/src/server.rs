@@ -161,6 +161,8 @@ pub struct ServerSession {
     last_received: Instant,
     created: Instant,
     next_request: u64,
+    /// Session Expiry Interval the client's DISCONNECT set (MQTT 5).
+    disconnect_expiry: Option<u32>,
 }
 
 impl ServerSession {
@@ -185,6 +187,7 @@ impl ServerSession {
             last_received: now,
             created: now,
             next_request: 0,
+            disconnect_expiry: None,
         }
     }
 
@@ -388,6 +391,7 @@ impl ServerSession {
                         "session expiry raised at DISCONNECT",
                     ));
                 }
+                self.disconnect_expiry = d.properties.session_expiry_interval;
                 self.state = State::Closed;
                 self.events
                     .push_back(ServerEvent::Disconnected(ConnectionError::ClosedByPeer(
@@ -640,6 +644,12 @@ impl ServerSession {
             let _ = p.encode(self.version, buf);
         }
         buf.len() - start
+    }
+
+    /// The Session Expiry Interval the client's DISCONNECT carried, which
+    /// replaces the one from CONNECT (section 3.14.2.2.2).
+    pub fn disconnect_session_expiry(&self) -> Option<u32> {
+        self.disconnect_expiry
     }
 
     /// The next event for the broker.

@@ -1,0 +1,243 @@
+//! The example broker: MQTT 3.1.1 and 5.0 over TCP, TLS, WebSocket and WSS.
+//!
+//! `cargo run --release --bin broker` serves 127.0.0.1:1883 (TCP) and
+//! ws://127.0.0.1:8080/mqtt (WebSocket; a plain GET there shows a status
+//! page). `--help` lists every option.
+
+use clap::Parser;
+use mqtt_broker_core::{AllowAll, Broker, BrokerConfig, ListenerConfig, ServerTls};
+use serde::Deserialize;
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+/// An MQTT 3.1.1 / 5.0 broker over TCP, TLS, WebSocket and secure WebSocket.
+///
+/// With no listener options it serves MQTT on 127.0.0.1:1883 and MQTT over
+/// WebSocket on ws://127.0.0.1:8080/mqtt (where a plain HTTP GET answers a
+/// status page). Giving any of --tcp, --ws, --tls or --wss (each repeatable)
+/// replaces those defaults.
+#[derive(Parser, Debug)]
+#[command(name = "broker", version)]
+struct Args {
+    /// Serve MQTT over TCP on ADDR (e.g. 0.0.0.0:1883).
+    #[arg(long, value_name = "ADDR")]
+    tcp: Vec<SocketAddr>,
+    /// Serve MQTT over WebSocket on ADDR, at path /mqtt (e.g. 0.0.0.0:8080).
+    #[arg(long, value_name = "ADDR")]
+    ws: Vec<SocketAddr>,
+    /// Serve MQTT over TLS on ADDR (needs --cert and --key).
+    #[arg(long, value_name = "ADDR", requires_all = ["cert", "key"])]
+    tls: Vec<SocketAddr>,
+    /// Serve MQTT over secure WebSocket on ADDR (needs --cert and --key).
+    #[arg(long, value_name = "ADDR", requires_all = ["cert", "key"])]
+    wss: Vec<SocketAddr>,
+    /// Server certificate chain (PEM) for --tls and --wss.
+    #[arg(long, value_name = "FILE")]
+    cert: Option<PathBuf>,
+    /// Server private key (PEM) for --tls and --wss.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// Require client certificates signed by these CAs (PEM) on TLS listeners.
+    #[arg(long, value_name = "FILE")]
+    client_ca: Option<PathBuf>,
+    /// A TOML configuration file (see examples/broker.toml); command-line
+    /// listeners are added to those it lists.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long, default_value = "info")]
+    log: tracing::Level,
+}
+
+/// The --config file.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    #[serde(default)]
+    listeners: Listeners,
+    tls: Option<TlsFiles>,
+    #[serde(default)]
+    limits: Limits,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct Listeners {
+    #[serde(default)]
+    tcp: Vec<SocketAddr>,
+    #[serde(default)]
+    ws: Vec<SocketAddr>,
+    #[serde(default)]
+    tls: Vec<SocketAddr>,
+    #[serde(default)]
+    wss: Vec<SocketAddr>,
+    /// WebSocket path (default /mqtt).
+    ws_path: Option<String>,
+    /// Allowed Origin header values for WebSocket upgrades.
+    ws_allowed_origins: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct TlsFiles {
+    cert: PathBuf,
+    key: PathBuf,
+    client_ca: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct Limits {
+    max_packet_size: Option<u32>,
+    receive_maximum: Option<u16>,
+    topic_alias_maximum: Option<u16>,
+    max_inflight_queue: Option<usize>,
+    max_queued_messages: Option<usize>,
+    max_keep_alive: Option<u16>,
+    max_session_expiry: Option<u32>,
+    connect_timeout_seconds: Option<u64>,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_max_level(args.log)
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("broker: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("broker: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let config: Config = match &args.config {
+        Some(path) => toml::from_str(
+            &std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?,
+        None => Config::default(),
+    };
+    let mut broker_config = BrokerConfig::default();
+    let l = &config.limits;
+    let s = &mut broker_config.session;
+    if let Some(v) = l.max_packet_size {
+        s.maximum_packet_size = v;
+    }
+    if let Some(v) = l.receive_maximum {
+        s.receive_maximum = v;
+    }
+    if let Some(v) = l.topic_alias_maximum {
+        s.topic_alias_maximum = v;
+    }
+    if let Some(v) = l.max_inflight_queue {
+        s.max_queued = v;
+    }
+    if let Some(v) = l.connect_timeout_seconds {
+        s.connect_timeout = Some(Duration::from_secs(v));
+    }
+    if let Some(v) = l.max_queued_messages {
+        broker_config.mailbox_limit = v;
+    }
+    broker_config.max_keep_alive = l.max_keep_alive;
+    if let Some(v) = l.max_session_expiry {
+        broker_config.max_session_expiry = v;
+    }
+    if let Some(p) = &config.listeners.ws_path {
+        broker_config.ws.path = Some(p.clone());
+    }
+    broker_config.ws.allowed_origins = config.listeners.ws_allowed_origins.clone();
+
+    let tls_files = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => Some((cert.clone(), key.clone(), args.client_ca.clone())),
+        _ => config
+            .tls
+            .as_ref()
+            .map(|t| (t.cert.clone(), t.key.clone(), t.client_ca.clone())),
+    };
+    let server_tls = || -> Result<ServerTls, Box<dyn std::error::Error>> {
+        let Some((cert, key, ca)) = &tls_files else {
+            return Err("TLS listeners need --cert and --key (or [tls] in the config)".into());
+        };
+        let mut tls = ServerTls::from_pem_files(cert, key)?;
+        if let Some(ca) = ca {
+            tls = tls.with_client_ca_file(ca)?;
+        }
+        Ok(tls)
+    };
+
+    let mut listeners = Vec::new();
+    let c = &config.listeners;
+    for a in c.tcp.iter().chain(&args.tcp) {
+        listeners.push(ListenerConfig::Tcp(*a));
+    }
+    for a in c.ws.iter().chain(&args.ws) {
+        listeners.push(ListenerConfig::Ws(*a));
+    }
+    for a in c.tls.iter().chain(&args.tls) {
+        listeners.push(ListenerConfig::Tls(*a, server_tls()?));
+    }
+    for a in c.wss.iter().chain(&args.wss) {
+        listeners.push(ListenerConfig::Wss(*a, server_tls()?));
+    }
+    if listeners.is_empty() {
+        listeners.push(ListenerConfig::Tcp(SocketAddr::from((
+            [127, 0, 0, 1],
+            1883,
+        ))));
+        listeners.push(ListenerConfig::Ws(SocketAddr::from(([127, 0, 0, 1], 8080))));
+    }
+
+    tracing::info!(
+        mailbox_limit = broker_config.mailbox_limit,
+        session_queue = broker_config.session.max_queued,
+        "per-client queues are bounded: messages past these are dropped and counted"
+    );
+    let broker = Broker::new(broker_config, Arc::new(AllowAll));
+    for l in listeners {
+        let what = format!("{l:?}");
+        broker.listen(l).await.map_err(|e| {
+            format!(
+                "cannot listen ({}): {e}",
+                what.split('(').next().unwrap_or("")
+            )
+        })?;
+    }
+    shutdown_signal().await;
+    broker.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,410 @@
+//! The broker runtime: listeners, connection tasks, the timer for wills and
+//! session expiry, and graceful shutdown.
+
+use crate::{hooks::Hooks, state::State};
+use mqtt_session::ServerOptions;
+use mqtt_transport_tcp::{
+    Connection, ConnectionInfo, Listener as TcpListener, ServerTls, TransportError,
+};
+use mqtt_transport_ws::{WsServerOptions, peek_request_head};
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+use tokio::{
+    io::AsyncWriteExt,
+    sync::{Notify, watch},
+    task::JoinSet,
+};
+use tracing::{debug, info, warn};
+
+/// Broker-wide settings.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    /// What each connection announces and enforces (Receive Maximum,
+    /// Maximum Packet Size, Topic Alias Maximum, Maximum QoS, Retain
+    /// Available, connect timeout, messages queued in the session).
+    pub session: ServerOptions,
+    /// Messages routed to one session and not yet taken by it (or waiting
+    /// while it is offline). Past this, new messages for that session are
+    /// dropped and counted: a slow subscriber cannot grow memory without
+    /// limit. QoS 0 messages are never kept for offline sessions.
+    pub mailbox_limit: usize,
+    /// Longest Session Expiry Interval granted, in seconds (also what a
+    /// 3.1.1 Clean Session 0 session gets). `u32::MAX` keeps them for ever.
+    pub max_session_expiry: u32,
+    /// Longest Keep Alive allowed: MQTT 5 clients asking for more (or for
+    /// none) get this as Server Keep Alive.
+    pub max_keep_alive: Option<u16>,
+    /// WebSocket settings (path, subprotocols, Origin allow-list).
+    pub ws: WsServerOptions,
+    /// How long shutdown waits for connections to close.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            session: ServerOptions::default(),
+            mailbox_limit: 10_000,
+            max_session_expiry: u32::MAX,
+            max_keep_alive: None,
+            ws: WsServerOptions::default(),
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A listener kind and address.
+#[derive(Clone, Debug)]
+pub enum ListenerConfig {
+    /// MQTT over TCP.
+    Tcp(SocketAddr),
+    /// MQTT over TLS.
+    Tls(SocketAddr, ServerTls),
+    /// MQTT over WebSocket; other HTTP requests get a status page.
+    Ws(SocketAddr),
+    /// MQTT over secure WebSocket; other HTTPS requests get a status page.
+    Wss(SocketAddr, ServerTls),
+}
+
+impl ListenerConfig {
+    fn name(&self) -> &'static str {
+        match self {
+            ListenerConfig::Tcp(_) => "mqtt",
+            ListenerConfig::Tls(..) => "mqtts",
+            ListenerConfig::Ws(_) => "ws",
+            ListenerConfig::Wss(..) => "wss",
+        }
+    }
+}
+
+/// Counters, readable while the broker runs.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Open connections.
+    pub connections: AtomicUsize,
+    /// PUBLISH packets received from clients.
+    pub messages_received: AtomicU64,
+    /// PUBLISH packets sent to clients.
+    pub messages_sent: AtomicU64,
+    /// Bytes read from clients.
+    pub bytes_received: AtomicU64,
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: BrokerConfig,
+    pub(crate) hooks: Arc<dyn Hooks>,
+    state: Mutex<State>,
+    pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) next_conn_id: AtomicU64,
+    pub(crate) stats: Stats,
+    sweeper: Notify,
+    started: Instant,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // State stays consistent between statements; a panic elsewhere
+        // while holding the lock must not stop every other connection.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn wake_sweeper(&self) {
+        self.sweeper.notify_one();
+    }
+}
+
+/// A running broker: serves any mix of listeners and shuts down gracefully.
+///
+/// ```no_run
+/// # async fn demo() -> std::io::Result<()> {
+/// use mqtt_broker_core::{AllowAll, Broker, BrokerConfig, ListenerConfig};
+/// use std::sync::Arc;
+///
+/// let broker = Broker::new(BrokerConfig::default(), Arc::new(AllowAll));
+/// broker.listen(ListenerConfig::Tcp("127.0.0.1:1883".parse().unwrap())).await?;
+/// broker.listen(ListenerConfig::Ws("127.0.0.1:8080".parse().unwrap())).await?;
+/// tokio::signal::ctrl_c().await?;
+/// broker.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Broker {
+    shared: Arc<Shared>,
+    tasks: Arc<Mutex<JoinSet<()>>>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    /// A broker with `config` and policy `hooks` (use
+    /// [`AllowAll`](crate::AllowAll) for none). Must be called within a
+    /// tokio runtime: it starts the timer task for wills and session expiry.
+    pub fn new(config: BrokerConfig, hooks: Arc<dyn Hooks>) -> Broker {
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::new(config.mailbox_limit)),
+            config,
+            hooks,
+            shutdown,
+            next_conn_id: AtomicU64::new(1),
+            stats: Stats::default(),
+            sweeper: Notify::new(),
+            started: Instant::now(),
+        });
+        let broker = Broker {
+            shared: shared.clone(),
+            tasks: Arc::new(Mutex::new(JoinSet::new())),
+        };
+        let weak = Arc::downgrade(&shared);
+        tokio::spawn(async move {
+            loop {
+                let Some(shared) = weak.upgrade() else { return };
+                let next = shared.lock().sweep(Instant::now());
+                let sleep = next.map_or(Duration::from_secs(3600), |t| {
+                    t.saturating_duration_since(Instant::now())
+                });
+                let mut shutdown = shared.shutdown.subscribe();
+                let wake = async {
+                    tokio::select! {
+                        _ = shared.sweeper.notified() => {}
+                        _ = tokio::time::sleep(sleep) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                };
+                wake.await;
+                if *shared.shutdown.borrow() {
+                    return;
+                }
+                drop(shared);
+            }
+        });
+        broker
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// Sessions held, online or not.
+    pub fn sessions(&self) -> usize {
+        self.shared.lock().sessions.len()
+    }
+
+    /// Retained messages held.
+    pub fn retained(&self) -> usize {
+        self.shared.lock().retained.len()
+    }
+
+    /// Subscriptions held.
+    pub fn subscriptions(&self) -> usize {
+        self.shared.lock().tree.len()
+    }
+
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        // Reap finished tasks so the set does not grow.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(task);
+    }
+
+    /// Binds a listener and serves it until shutdown; returns the bound
+    /// address (with the port chosen for port 0).
+    pub async fn listen(&self, listener: ListenerConfig) -> Result<SocketAddr, TransportError> {
+        let name = listener.name();
+        let (addr, tls, ws) = match listener {
+            ListenerConfig::Tcp(a) => (a, None, false),
+            ListenerConfig::Tls(a, t) => (a, Some(t), false),
+            ListenerConfig::Ws(a) => (a, None, true),
+            ListenerConfig::Wss(a, t) => (a, Some(t), true),
+        };
+        if ws && tls.is_none() {
+            let l = tokio::net::TcpListener::bind(addr).await?;
+            let local = l.local_addr()?;
+            info!(listener = name, addr = %local, "listening");
+            let broker = self.clone();
+            let mut shutdown = self.shared.shutdown.subscribe();
+            self.spawn(async move {
+                loop {
+                    let accepted = tokio::select! {
+                        r = l.accept() => r,
+                        _ = shutdown.changed() => return,
+                    };
+                    let (stream, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            warn!(listener = name, error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let shared = broker.shared.clone();
+                    broker.spawn(async move {
+                        if let Some(conn) = ws_or_status(&shared, stream, peer).await {
+                            crate::connection::serve(shared, conn).await;
+                        }
+                    });
+                }
+            });
+            return Ok(local);
+        }
+        let l = TcpListener::bind(addr, tls).await?;
+        let local = l.local_addr()?;
+        info!(listener = name, addr = %local, "listening");
+        let broker = self.clone();
+        let mut shutdown = self.shared.shutdown.subscribe();
+        self.spawn(async move {
+            loop {
+                let incoming = tokio::select! {
+                    r = l.accept() => r,
+                    _ = shutdown.changed() => return,
+                };
+                let incoming = match incoming {
+                    Ok(i) => i,
+                    Err(e) => {
+                        // E.g. out of file descriptors: back off, keep serving.
+                        warn!(listener = name, error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let shared = broker.shared.clone();
+                broker.spawn(async move {
+                    let peer = incoming.peer_addr();
+                    let conn = match incoming.establish().await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            debug!(%peer, error = %e, "handshake failed");
+                            return;
+                        }
+                    };
+                    let conn = if ws {
+                        match mqtt_transport_ws::accept(conn, &shared.config.ws).await {
+                            Ok(c) => c,
+                            Err(e) => {
+                                debug!(%peer, error = %e, "WebSocket upgrade refused");
+                                return;
+                            }
+                        }
+                    } else {
+                        conn
+                    };
+                    crate::connection::serve(shared, conn).await;
+                });
+            }
+        });
+        Ok(local)
+    }
+
+    /// Serves a connection established elsewhere (any transport, e.g. one
+    /// an application's own HTTP server upgraded).
+    pub fn serve(&self, connection: Connection) {
+        let shared = self.shared.clone();
+        self.spawn(crate::connection::serve(shared, connection));
+    }
+
+    /// Stops accepting, sends MQTT 5 clients DISCONNECT 0x8B (Server
+    /// shutting down), and waits (up to the configured timeout) for every
+    /// connection to close.
+    pub async fn shutdown(&self) {
+        info!("shutting down");
+        let _ = self.shared.shutdown.send(true);
+        let deadline = tokio::time::Instant::now() + self.shared.config.shutdown_timeout;
+        loop {
+            let next = {
+                let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+                while tasks.try_join_next().is_some() {}
+                if tasks.is_empty() {
+                    break;
+                }
+                tasks.len()
+            };
+            if tokio::time::Instant::now() >= deadline {
+                warn!(remaining = next, "shutdown timeout; dropping connections");
+                self.tasks
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .abort_all();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        info!("stopped");
+    }
+
+    fn status(shared: &Shared) -> String {
+        let state = shared.lock();
+        let s = &shared.stats;
+        format!(
+            "mqtt broker\nuptime_seconds {}\nconnections {}\nsessions {}\nsubscriptions {}\nretained {}\nmessages_received {}\nmessages_sent {}\nbytes_received {}\n",
+            shared.started.elapsed().as_secs(),
+            s.connections.load(Ordering::Relaxed),
+            state.sessions.len(),
+            state.tree.len(),
+            state.retained.len(),
+            s.messages_received.load(Ordering::Relaxed),
+            s.messages_sent.load(Ordering::Relaxed),
+            s.bytes_received.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// A plain WebSocket listener's connection: an upgrade request becomes an
+/// MQTT connection; any other HTTP request gets a small status page.
+async fn ws_or_status(
+    shared: &Arc<Shared>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+) -> Option<Connection> {
+    let options = &shared.config.ws;
+    let _ = stream.set_nodelay(true);
+    let head = match peek_request_head(&stream, 16 * 1024, options.handshake_timeout).await {
+        Ok(Some(h)) => h,
+        Ok(None) => return None,
+        Err(e) => {
+            debug!(%peer, error = %e, "bad HTTP request");
+            return None;
+        }
+    };
+    let local = stream.local_addr().ok()?;
+    if head.is_websocket_upgrade() {
+        let conn = Connection::new(stream, ConnectionInfo::tcp(peer, local));
+        return match mqtt_transport_ws::accept(conn, options).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                debug!(%peer, error = %e, "WebSocket upgrade refused");
+                None
+            }
+        };
+    }
+    let mut stream = stream;
+    let (status, body) = if head.path_only() == "/" || head.path_only() == "/status" {
+        ("200 OK", Broker::status(shared))
+    } else {
+        ("404 Not Found", "not found\n".to_string())
+    };
+    let reply = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    // Read the request first so that closing does not reset the reply.
+    let mut discard = vec![0u8; 16 * 1024];
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        tokio::io::AsyncReadExt::read(&mut stream, &mut discard),
+    )
+    .await;
+    let _ = stream.write_all(reply.as_bytes()).await;
+    let _ = stream.shutdown().await;
+    None
+}

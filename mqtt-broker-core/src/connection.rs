@@ -1,0 +1,725 @@
+//! One client connection: a task that drives a `ServerSession` between the
+//! socket and the shared broker state.
+
+use crate::{
+    broker::Shared,
+    hooks::{AuthStep, ClientInfo},
+    mailbox::{Mailbox, Queued},
+    retained::expire,
+    state::{Control, Live, PendingWill, expiry_deadline, outgoing_copy},
+    subscriptions::Subscriber,
+};
+use bytes::{Buf, Bytes, BytesMut};
+use mqtt_codec::{
+    Auth, AuthReason, ConnAck, Connect, ConnectReason, DisconnectReason, Encode, Packet, Publish,
+    RetainHandling, SubAck, SubAckReason, Subscribe, TopicFilter, UnsubAck, UnsubAckReason,
+    Unsubscribe,
+};
+use mqtt_session::{ConnectionError, DeliverError, ServerEvent, ServerSession};
+use mqtt_transport_tcp::Connection;
+use std::{
+    collections::VecDeque,
+    io::IoSlice,
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    sync::{mpsc, oneshot},
+};
+use tracing::{debug, info, warn};
+
+/// Bytes of encoded packets kept ready to write; past this the session
+/// keeps the rest (bounded by its own queue).
+const WRITE_HIGH: usize = 64 * 1024;
+/// Unparsed bytes read ahead; past this reading pauses.
+const READ_HIGH: usize = 256 * 1024;
+/// Messages moved from the mailbox to the session at a time.
+const MAILBOX_BATCH: usize = 256;
+/// How long a takeover waits for the old connection's session state.
+const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Encoded packets waiting for the socket: headers and small packets in
+/// shared buffers, PUBLISH payloads as the received `Bytes` (never copied).
+struct OutQueue {
+    chunks: VecDeque<Bytes>,
+    scratch: BytesMut,
+    len: usize,
+}
+
+impl OutQueue {
+    fn new() -> OutQueue {
+        OutQueue {
+            chunks: VecDeque::new(),
+            scratch: BytesMut::with_capacity(8 * 1024),
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, packet: &Packet, version: mqtt_codec::ProtocolVersion) {
+        let before = self.scratch.len();
+        let result = match packet {
+            Packet::Publish(p) if !p.payload().is_empty() => {
+                p.encode_header(version, &mut self.scratch).map(|_| {
+                    self.len += self.scratch.len() - before + p.payload().len();
+                    let head = self.scratch.split().freeze();
+                    self.chunks.push_back(head);
+                    self.chunks.push_back(p.payload_bytes());
+                })
+            }
+            other => other.encode(version, &mut self.scratch).map(|_| {
+                self.len += self.scratch.len() - before;
+            }),
+        };
+        if let Err(e) = result {
+            // The session only produces packets that fit; log and skip.
+            warn!(error = %e, "packet not encodable; skipped");
+            self.scratch.truncate(before);
+        }
+    }
+
+    fn seal(&mut self) {
+        if !self.scratch.is_empty() {
+            self.chunks.push_back(self.scratch.split().freeze());
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// One vectored write of what is queued.
+    async fn write<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.seal();
+        let n = {
+            let slices: Vec<IoSlice<'_>> = self
+                .chunks
+                .iter()
+                .take(64)
+                .map(|c| IoSlice::new(c))
+                .collect();
+            w.write_vectored(&slices).await?
+        };
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        self.len -= n;
+        let mut left = n;
+        while left > 0 {
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
+            if front.len() <= left {
+                left -= front.len();
+                self.chunks.pop_front();
+            } else {
+                front.advance(left);
+                left = 0;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the connection knows once CONNECT was accepted.
+struct Accepted {
+    client: ClientInfo,
+    mailbox: Arc<Mailbox>,
+    will: Option<(Publish, u32)>,
+    expiry: u32,
+}
+
+pub(crate) struct Conn {
+    shared: Arc<Shared>,
+    id: u64,
+    info: Arc<mqtt_transport_tcp::ConnectionInfo>,
+    session: ServerSession,
+    epoch: Instant,
+    accepted: Option<Accepted>,
+    connect: Option<Box<Connect>>,
+    control: (
+        mpsc::UnboundedSender<Control>,
+        mpsc::UnboundedReceiver<Control>,
+    ),
+    /// The session state was handed to a newer connection (takeover).
+    handed_over: bool,
+    /// The newer connection resumes the session (Clean Start 0).
+    session_continues: bool,
+    /// Will suppressed (normal DISCONNECT) or already handled.
+    will_done: bool,
+    ended: Option<ConnectionError>,
+    batch: Vec<Queued>,
+}
+
+impl Conn {
+    fn now(&self) -> mqtt_session::Instant {
+        mqtt_session::Instant::from_duration(self.epoch.elapsed())
+    }
+
+    fn to_instant(&self, t: mqtt_session::Instant) -> Instant {
+        self.epoch + t.since_origin()
+    }
+}
+
+/// Serves one established connection until it closes.
+pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
+    let id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
+    let info = Arc::new(conn.info().clone());
+    let epoch = Instant::now();
+    let session = ServerSession::new(shared.config.session.clone(), mqtt_session::Instant::ZERO);
+    let mut c = Conn {
+        shared: shared.clone(),
+        id,
+        info,
+        session,
+        epoch,
+        accepted: None,
+        connect: None,
+        control: mpsc::unbounded_channel(),
+        handed_over: false,
+        session_continues: false,
+        will_done: false,
+        ended: None,
+        batch: Vec::new(),
+    };
+    shared.stats.connections.fetch_add(1, Ordering::Relaxed);
+    let peer = c.info.peer_addr;
+    debug!(%peer, kind = ?c.info.kind, "connection opened");
+    let (mut rd, mut wr) = tokio::io::split(conn);
+    let mut rbuf = BytesMut::with_capacity(8 * 1024);
+    let mut out = OutQueue::new();
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut read_open = true;
+    loop {
+        c.handle_events().await;
+        c.fill_from_mailbox();
+        let version = c.session.version();
+        let now = c.now();
+        while out.len < WRITE_HIGH {
+            let Some(p) = c.session.poll_transmit(now) else {
+                break;
+            };
+            if let Packet::Publish(_) = &p {
+                shared.stats.messages_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            out.push(&p, version);
+        }
+        if (c.session.is_closed() || !read_open) && out.is_empty() {
+            break;
+        }
+        let deadline = c.session.poll_timeout().map(|t| c.to_instant(t));
+        let mailbox = c.accepted.as_ref().map(|a| a.mailbox.clone());
+        tokio::select! {
+            biased;
+            ctl = c.control.1.recv() => {
+                if let Some(Control::Kick { reason, handover, continues }) = ctl {
+                    if let Some(tx) = handover {
+                        let _ = tx.send(c.session.session_state());
+                        c.handed_over = true;
+                        c.session_continues = continues;
+                    }
+                    c.session.disconnect(reason);
+                }
+            }
+            changed = shutdown.changed(), if !*shutdown.borrow() => {
+                if changed.is_ok() {
+                    c.session.disconnect(DisconnectReason::ServerShuttingDown);
+                }
+            }
+            r = out.write(&mut wr), if !out.is_empty() => {
+                if let Err(e) = r {
+                    debug!(%peer, error = %e, "write failed");
+                    c.session.connection_lost();
+                    read_open = false;
+                    out = OutQueue::new();
+                }
+            }
+            r = rd.read_buf(&mut rbuf), if read_open && rbuf.len() < READ_HIGH && !c.session.is_closed() => {
+                match r {
+                    Ok(0) | Err(_) => {
+                        c.session.connection_lost();
+                        read_open = false;
+                    }
+                    Ok(n) => {
+                        shared.stats.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                        let now = c.now();
+                        if let Err(e) = c.session.handle_bytes(now, &mut rbuf) {
+                            debug!(%peer, error = %e, "closing the connection");
+                        }
+                    }
+                }
+            }
+            _ = wait_mailbox(mailbox.as_deref()), if mailbox.is_some() && c.session.in_flight() < usize::MAX => {}
+            _ = sleep_until(deadline), if deadline.is_some() => {
+                let now = c.now();
+                c.session.handle_timeout(now);
+            }
+        }
+    }
+    let _ = wr.shutdown().await;
+    c.handle_events().await;
+    c.finish();
+    shared.stats.connections.fetch_sub(1, Ordering::Relaxed);
+    debug!(%peer, "connection closed");
+}
+
+async fn wait_mailbox(mailbox: Option<&Mailbox>) {
+    match mailbox {
+        Some(m) => m.notify.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Conn {
+    async fn handle_events(&mut self) {
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                ServerEvent::Connect(connect) => self.on_connect(connect).await,
+                ServerEvent::Auth(auth) => self.on_auth(auth).await,
+                ServerEvent::Message(p) => self.on_message(p),
+                ServerEvent::Subscribe(s) => self.on_subscribe(s),
+                ServerEvent::Unsubscribe(u) => self.on_unsubscribe(u),
+                ServerEvent::Delivered { .. } => {}
+                ServerEvent::Disconnected(e) => {
+                    if matches!(
+                        e,
+                        ConnectionError::ClosedByPeer(DisconnectReason::NormalDisconnection)
+                    ) {
+                        // [MQTT-3.14.4-3], [MQTT-3.1.2-10]: no Will.
+                        self.will_done = true;
+                    }
+                    if self.ended.is_none() {
+                        self.ended = Some(e);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_connect(&mut self, connect: Box<Connect>) {
+        let step = self.shared.hooks.authenticate(&connect, &self.info);
+        self.connect = Some(connect);
+        self.auth_step(step).await;
+    }
+
+    async fn on_auth(&mut self, auth: Auth) {
+        let Some(connect) = self.connect.clone() else {
+            return;
+        };
+        if self.accepted.is_some() {
+            // Re-authentication is not offered.
+            self.session.disconnect(DisconnectReason::ProtocolError);
+            return;
+        }
+        let step = self.shared.hooks.authenticate_continue(&connect, &auth);
+        self.auth_step(step).await;
+    }
+
+    async fn auth_step(&mut self, step: AuthStep) {
+        match step {
+            AuthStep::Accept => self.accept().await,
+            AuthStep::Continue(mut auth) => {
+                auth.reason = AuthReason::ContinueAuthentication;
+                self.session.auth(auth);
+            }
+            AuthStep::Refuse(reason) => {
+                info!(peer = %self.info.peer_addr, ?reason, "connection refused");
+                self.session.refuse(reason);
+            }
+        }
+    }
+
+    async fn accept(&mut self) {
+        let Some(connect) = self.connect.clone() else {
+            return;
+        };
+        let config = &self.shared.config;
+        let v5 = connect.version.is_v5();
+        // [MQTT-3.2.2-12], [MQTT-3.2.2-13]
+        if let Some(w) = &connect.will {
+            if w.qos > config.session.maximum_qos {
+                self.session.refuse(ConnectReason::QoSNotSupported);
+                return;
+            }
+            if w.retain && !config.session.retain_available {
+                self.session.refuse(ConnectReason::RetainNotSupported);
+                return;
+            }
+        }
+        let mut connack = ConnAck::new(ConnectReason::Success);
+        // [MQTT-3.1.3-6], [MQTT-3.1.3-7], [MQTT-3.2.2-16]: assign an id.
+        let client_id: Arc<str> = if connect.client_id.is_empty() {
+            if !v5 && !connect.clean_start {
+                // 3.1.1 [MQTT-3.1.3-8]: an empty id needs Clean Session 1.
+                self.session.refuse(ConnectReason::ClientIdentifierNotValid);
+                return;
+            }
+            let id = format!("auto-{:016x}", rand_u64(self.id));
+            if v5 {
+                connack.properties.assigned_client_identifier =
+                    mqtt_codec::MqttStr::try_from(id.as_str()).ok();
+            }
+            id.into()
+        } else {
+            connect.client_id.as_str().into()
+        };
+        // Session Expiry: MQTT 5 property (capped); 3.1.1 Clean Session 0 keeps it for ever.
+        let expiry = if v5 {
+            connect
+                .properties
+                .session_expiry_interval
+                .unwrap_or(0)
+                .min(config.max_session_expiry)
+        } else if connect.clean_start {
+            0
+        } else {
+            config.max_session_expiry
+        };
+        if v5 && connect.properties.session_expiry_interval.unwrap_or(0) > config.max_session_expiry
+        {
+            connack.properties.session_expiry_interval = Some(expiry);
+        }
+        // Server Keep Alive: cap the client's.
+        if let Some(cap) = config.max_keep_alive
+            && v5
+            && (connect.keep_alive == 0 || connect.keep_alive > cap)
+        {
+            connack.properties.server_keep_alive = Some(cap);
+        }
+        if v5 {
+            let p = &mut connack.properties;
+            p.wildcard_subscription_available = Some(true);
+            p.subscription_identifier_available = Some(true);
+            p.shared_subscription_available = Some(true);
+        }
+        // [MQTT-3.1.4-3]: take over a connection with the same client id.
+        let (old, control) = {
+            let mut state = self.shared.lock();
+            let old = state
+                .sessions
+                .get_mut(&client_id)
+                .and_then(|r| r.live.take());
+            (old, self.control.0.clone())
+        };
+        let mut handed: Option<mqtt_session::SessionState> = None;
+        if let Some(old) = old {
+            info!(client_id = %client_id, "session taken over");
+            let (tx, rx) = oneshot::channel();
+            if old
+                .control
+                .send(Control::Kick {
+                    reason: DisconnectReason::SessionTakenOver,
+                    handover: Some(tx),
+                    continues: !connect.clean_start,
+                })
+                .is_ok()
+            {
+                handed = tokio::time::timeout(TAKEOVER_TIMEOUT, rx)
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
+            }
+        }
+        let now = Instant::now();
+        let (mailbox, resume) = {
+            let mut state = self.shared.lock();
+            // [MQTT-3.1.3-9]: a pending Will is not published on resume.
+            let pending_will = state.wills.remove(&client_id);
+            let kept = state.open_session(&client_id, connect.clean_start);
+            if let Some(w) = pending_will
+                && !kept
+            {
+                // The old session ended: its Will goes out now ([MQTT-3.1.2-8]).
+                state.publish_will(w, now);
+            }
+            let Some(record) = state.sessions.get_mut(&client_id) else {
+                return;
+            };
+            let stored = record.stored.take();
+            record.live = Some(Live {
+                id: self.id,
+                control,
+            });
+            record.expiry = expiry;
+            record.expires_at = None;
+            let mailbox = record.mailbox.clone();
+            // [MQTT-3.1.2-4..6], [MQTT-3.2.2-2], [MQTT-3.2.2-3]
+            let resume = if kept {
+                Some(handed.or(stored).unwrap_or_default())
+            } else {
+                None
+            };
+            (mailbox, resume)
+        };
+        let username = connect
+            .username
+            .as_ref()
+            .map(|u| Arc::<str>::from(u.as_str()));
+        let will = connect.will.as_ref().map(|w| {
+            let mut p = Publish::new(w.topic.clone(), w.payload.clone());
+            p.qos_pid = mqtt_codec::QosPid::new(w.qos, mqtt_codec::PacketId::MIN);
+            p.retain = w.retain;
+            let wp = &w.properties;
+            let pp = p.properties_mut();
+            pp.payload_format_indicator = wp.payload_format_indicator;
+            pp.message_expiry_interval = wp.message_expiry_interval;
+            pp.content_type = wp.content_type.clone();
+            pp.response_topic = wp.response_topic.clone();
+            pp.correlation_data = wp.correlation_data.clone();
+            // [MQTT-3.1.3-10]: user properties in order.
+            pp.user_properties = wp.user_properties.clone();
+            (p, wp.will_delay_interval.unwrap_or(0))
+        });
+        info!(client_id = %client_id, peer = %self.info.peer_addr, version = ?connect.version, session_present = resume.is_some(), "client connected");
+        self.accepted = Some(Accepted {
+            client: ClientInfo {
+                client_id,
+                username,
+                version: connect.version,
+                connection: self.info.clone(),
+            },
+            mailbox,
+            will,
+            expiry,
+        });
+        let now = self.now();
+        self.session.accept(now, connack, resume);
+    }
+
+    fn on_message(&mut self, publish: Publish) {
+        let Some(a) = &self.accepted else { return };
+        self.shared
+            .stats
+            .messages_received
+            .fetch_add(1, Ordering::Relaxed);
+        let hooks = &self.shared.hooks;
+        if !hooks.authorize_publish(&a.client, &publish) {
+            debug!(client_id = %a.client.client_id, topic = publish.topic(), "publish not authorized; dropped");
+            return;
+        }
+        let Some(publish) = hooks.on_message(&a.client, publish) else {
+            return;
+        };
+        let now = Instant::now();
+        let mut state = self.shared.lock();
+        if publish.retain {
+            state.retained.set(publish.clone(), now);
+        }
+        state.route(Some(&a.client.client_id), &publish, now);
+    }
+
+    fn on_subscribe(&mut self, s: Subscribe) {
+        let Some(a) = &self.accepted else { return };
+        let v5 = a.client.version.is_v5();
+        let max_qos = self.shared.config.session.maximum_qos;
+        let identifier = s.properties.subscription_identifier;
+        let now = Instant::now();
+        let mut reasons = Vec::with_capacity(s.subscriptions.len());
+        let mut retained: Vec<Publish> = Vec::new();
+        {
+            let mut state = self.shared.lock();
+            for sub in &s.subscriptions {
+                let filter = &sub.filter;
+                if filter.is_shared() && sub.options.no_local {
+                    // [MQTT-3.8.3-4]: No Local on a shared subscription.
+                    reasons.push(SubAckReason::TopicFilterInvalid);
+                    continue;
+                }
+                if !self.shared.hooks.authorize_subscribe(&a.client, filter) {
+                    reasons.push(SubAckReason::NotAuthorized);
+                    continue;
+                }
+                let mut options = sub.options;
+                options.qos = options.qos.min(max_qos);
+                let subscriber = Subscriber {
+                    options,
+                    identifier,
+                };
+                let existed = state
+                    .tree
+                    .subscribe(filter, a.client.client_id.clone(), subscriber);
+                if let Some(record) = state.sessions.get_mut(&a.client.client_id) {
+                    record.subscriptions.insert(filter.clone(), subscriber);
+                }
+                reasons.push(SubAckReason::granted(options.qos));
+                // [MQTT-3.3.1-9..11], [MQTT-3.8.4-4]; none for shared subscriptions.
+                let send = !filter.is_shared()
+                    && match options.retain_handling {
+                        RetainHandling::SendAtSubscribe => true,
+                        RetainHandling::SendAtSubscribeIfNew => !existed,
+                        RetainHandling::DoNotSend => false,
+                    };
+                if send {
+                    for p in state.retained.matching(filter, now) {
+                        let topic_ok = TopicFilter::try_from(p.topic())
+                            .map(|t| self.shared.hooks.authorize_subscribe(&a.client, &t))
+                            .unwrap_or(false);
+                        if topic_ok {
+                            // Retained messages sent on subscribing keep RETAIN 1.
+                            retained.push(outgoing_copy(
+                                &p,
+                                options.qos,
+                                true,
+                                identifier.into_iter().collect(),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        let reasons = if v5 {
+            reasons
+        } else {
+            reasons
+                .into_iter()
+                .map(|r| {
+                    if r.granted_qos().is_some() {
+                        r
+                    } else {
+                        SubAckReason::UnspecifiedError
+                    }
+                })
+                .collect()
+        };
+        // [MQTT-3.8.4-1], [MQTT-3.8.4-6], [MQTT-3.9.3-1]
+        self.session.suback(SubAck {
+            packet_id: s.packet_id,
+            reasons,
+            properties: Default::default(),
+        });
+        for p in retained {
+            a.mailbox.push(p, now, true);
+        }
+    }
+
+    fn on_unsubscribe(&mut self, u: Unsubscribe) {
+        let Some(a) = &self.accepted else { return };
+        let mut reasons = Vec::with_capacity(u.filters.len());
+        {
+            let mut state = self.shared.lock();
+            for filter in &u.filters {
+                let removed = state.tree.unsubscribe(filter, &a.client.client_id);
+                if let Some(record) = state.sessions.get_mut(&a.client.client_id) {
+                    record.subscriptions.remove(filter);
+                }
+                reasons.push(if removed {
+                    UnsubAckReason::Success
+                } else {
+                    UnsubAckReason::NoSubscriptionExisted
+                });
+            }
+        }
+        // [MQTT-3.10.4-4], [MQTT-3.11.3-1]
+        self.session.unsuback(UnsubAck {
+            packet_id: u.packet_id,
+            reasons,
+            properties: Default::default(),
+        });
+    }
+
+    /// Moves routed messages into the session, as far as its queue takes
+    /// them; counts down Message Expiry and drops expired ones.
+    fn fill_from_mailbox(&mut self) {
+        let Some(a) = &self.accepted else { return };
+        if self.session.is_closed() {
+            return;
+        }
+        let now = Instant::now();
+        loop {
+            self.batch.clear();
+            a.mailbox.take(MAILBOX_BATCH, &mut self.batch);
+            if self.batch.is_empty() {
+                return;
+            }
+            let mut items = std::mem::take(&mut self.batch).into_iter();
+            while let Some(q) = items.next() {
+                let Some(p) = expire(&q.publish, q.at, now) else {
+                    continue;
+                };
+                match self.session.deliver(p) {
+                    Ok(_) => {}
+                    Err(DeliverError::QueueFull(_)) => {
+                        a.mailbox.put_back(std::iter::once(q).chain(items));
+                        return;
+                    }
+                    Err(e) => {
+                        debug!(client_id = %a.client.client_id, error = %e, "message not delivered")
+                    }
+                }
+            }
+        }
+    }
+
+    /// The connection is over: store or end the session, handle the Will.
+    fn finish(&mut self) {
+        let Some(a) = self.accepted.take() else {
+            return;
+        };
+        let now = Instant::now();
+        let reason = self.ended.take();
+        info!(client_id = %a.client.client_id, reason = ?reason, "client disconnected");
+        let mut state = self.shared.lock();
+        let ours = state
+            .sessions
+            .get(&a.client.client_id)
+            .is_some_and(|r| r.live.as_ref().is_some_and(|l| l.id == self.id));
+        let expiry = self.session.disconnect_session_expiry().unwrap_or(a.expiry);
+        if ours {
+            if expiry == 0 {
+                state.remove_session(&a.client.client_id);
+            } else if let Some(record) = state.sessions.get_mut(&a.client.client_id) {
+                record.live = None;
+                record.expiry = expiry;
+                record.expires_at = expiry_deadline(expiry, now);
+                record.stored = Some(self.session.session_state());
+                // What was routed but not handed to the session stays in the mailbox.
+            }
+        }
+        // Wills: not after a normal DISCONNECT; after Will Delay, or when
+        // the session ends if sooner ([MQTT-3.1.2-8]); not at all when a new
+        // connection resumes the session in time ([MQTT-3.1.3-9]).
+        if let Some((publish, delay)) = a.will.filter(|_| !self.will_done) {
+            let will = PendingWill {
+                publish,
+                publisher: a.client.client_id.clone(),
+                at: now + Duration::from_secs(u64::from(delay.min(expiry))),
+            };
+            let now_or_never = if self.handed_over {
+                Some(delay == 0 || !self.session_continues)
+            } else if delay == 0 || expiry == 0 || !ours {
+                Some(true)
+            } else {
+                None
+            };
+            match now_or_never {
+                Some(true) => state.publish_will(will, now),
+                Some(false) => {}
+                None => {
+                    state.wills.insert(a.client.client_id.clone(), will);
+                }
+            }
+        }
+        drop(state);
+        self.shared.wake_sweeper();
+    }
+}
+
+/// A random-enough 64-bit number for assigned client ids.
+fn rand_u64(seed: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(seed);
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}

@@ -1,0 +1,44 @@
+//! Building blocks for MQTT 3.1.1 and 5.0 brokers, and a ready broker
+//! runtime assembled from them.
+//!
+//! - [`subscriptions`]: the subscription tree (a trie over topic levels):
+//!   `+` and `#`, `$`-topics, shared subscriptions with a pluggable
+//!   member-picking strategy, subscription options and identifiers.
+//! - [`retained`]: retained messages by topic, with wildcard lookup and
+//!   Message Expiry.
+//! - [`hooks`]: the policy trait (authentication, enhanced authentication,
+//!   authorization, message interception) with an allow-all default.
+//! - [`Broker`]: the runtime. Each connection runs an
+//!   [`mqtt_session::ServerSession`] on its own task over any transport
+//!   (TCP, TLS, WebSocket, WSS); routed messages share their payload
+//!   `Bytes` with the received packet, and every queue has a bound.
+//!
+//! ```no_run
+//! use mqtt_broker_core::{AllowAll, Broker, BrokerConfig, ListenerConfig};
+//! use std::sync::Arc;
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let broker = Broker::new(BrokerConfig::default(), Arc::new(AllowAll));
+//!     let tcp = broker.listen(ListenerConfig::Tcp("127.0.0.1:1883".parse()?)).await?;
+//!     let ws = broker.listen(ListenerConfig::Ws("127.0.0.1:8080".parse()?)).await?;
+//!     println!("MQTT on {tcp}, MQTT over WebSocket on ws://{ws}/mqtt");
+//!     tokio::signal::ctrl_c().await?;
+//!     broker.shutdown().await;
+//!     Ok(())
+//! }
+//! ```
+
+mod broker;
+mod connection;
+pub mod hooks;
+mod mailbox;
+pub mod retained;
+mod state;
+pub mod subscriptions;
+
+pub use broker::{Broker, BrokerConfig, ListenerConfig, Stats};
+pub use hooks::{AllowAll, AuthStep, ClientInfo, Hooks};
+pub use mqtt_session::ServerOptions;
+pub use mqtt_transport_tcp::ServerTls;
+pub use mqtt_transport_ws::WsServerOptions;

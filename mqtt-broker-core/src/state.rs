@@ -1,0 +1,235 @@
+//! What the broker shares across connections: subscriptions, retained
+//! messages, sessions and pending wills, behind one lock.
+
+use crate::{
+    mailbox::Mailbox,
+    retained::RetainedStore,
+    subscriptions::{Match, Subscriber, SubscriptionTree},
+};
+use mqtt_codec::{DisconnectReason, Publish, QoS, QosPid, TopicFilter};
+use mqtt_session::SessionState;
+use std::{
+    collections::{HashMap, hash_map::Entry},
+    num::NonZeroU32,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+use tokio::sync::{mpsc, oneshot};
+
+/// Asks a connection's task to end.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// Disconnect with `reason`; on a session takeover, hand the session
+    /// state over, and say whether the new connection resumes the session.
+    Kick {
+        reason: DisconnectReason,
+        handover: Option<oneshot::Sender<SessionState>>,
+        continues: bool,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct Live {
+    pub(crate) id: u64,
+    pub(crate) control: mpsc::UnboundedSender<Control>,
+}
+
+/// A session, online or not.
+#[derive(Debug)]
+pub(crate) struct SessionRecord {
+    pub(crate) subscriptions: HashMap<TopicFilter, Subscriber>,
+    pub(crate) mailbox: Arc<Mailbox>,
+    pub(crate) live: Option<Live>,
+    /// State kept while offline (in flight and awaiting release).
+    pub(crate) stored: Option<SessionState>,
+    /// Session Expiry Interval in seconds (`u32::MAX`: never).
+    pub(crate) expiry: u32,
+    /// When an offline session ends.
+    pub(crate) expires_at: Option<Instant>,
+}
+
+/// A Will waiting for its delay (or for its session to end).
+#[derive(Debug)]
+pub(crate) struct PendingWill {
+    pub(crate) publish: Publish,
+    pub(crate) publisher: Arc<str>,
+    pub(crate) at: Instant,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) tree: SubscriptionTree<Arc<str>>,
+    pub(crate) retained: RetainedStore,
+    pub(crate) sessions: HashMap<Arc<str>, SessionRecord>,
+    pub(crate) wills: HashMap<Arc<str>, PendingWill>,
+    pub(crate) mailbox_limit: usize,
+}
+
+impl State {
+    pub(crate) fn new(mailbox_limit: usize) -> State {
+        State {
+            tree: SubscriptionTree::new(),
+            retained: RetainedStore::default(),
+            sessions: HashMap::new(),
+            wills: HashMap::new(),
+            mailbox_limit,
+        }
+    }
+
+    /// Routes an accepted message to every matching session
+    /// ([MQTT-4.5.0-1]). One copy per session at the highest matching QoS
+    /// with every matching Subscription Identifier ([MQTT-3.3.4-2],
+    /// [MQTT-3.3.4-3]); shared groups get one copy for the member picked.
+    /// The payload is shared, never copied. Returns the copies queued.
+    pub(crate) fn route(&mut self, from: Option<&str>, publish: &Publish, now: Instant) -> usize {
+        let matches = self.tree.matches(publish.topic());
+        if matches.is_empty() {
+            return 0;
+        }
+        // Merge a session's ordinary subscriptions; shared ones stay apart.
+        let mut merged: Vec<(Arc<str>, QoS, bool, Vec<NonZeroU32>)> = Vec::new();
+        for Match {
+            key,
+            subscriber,
+            shared,
+        } in matches
+        {
+            let o = subscriber.options;
+            // [MQTT-3.8.3-3]: No Local.
+            if o.no_local && from == Some(&*key) {
+                continue;
+            }
+            let existing = if shared {
+                None
+            } else {
+                merged.iter_mut().find(|m| m.0 == key)
+            };
+            match existing {
+                Some(m) => {
+                    m.1 = m.1.max(o.qos);
+                    m.2 |= o.retain_as_published;
+                    m.3.extend(subscriber.identifier);
+                }
+                None => merged.push((
+                    key,
+                    o.qos,
+                    o.retain_as_published,
+                    subscriber.identifier.into_iter().collect(),
+                )),
+            }
+        }
+        let mut queued = 0;
+        for (key, qos, retain_as_published, ids) in merged {
+            let Some(record) = self.sessions.get(&key) else {
+                continue;
+            };
+            let out = outgoing_copy(publish, qos, retain_as_published && publish.retain, ids);
+            if record.mailbox.push(out, now, record.live.is_some()) {
+                queued += 1;
+            }
+        }
+        queued
+    }
+
+    /// Removes a session and its subscriptions.
+    pub(crate) fn remove_session(&mut self, client_id: &Arc<str>) {
+        if let Some(record) = self.sessions.remove(client_id) {
+            for filter in record.subscriptions.keys() {
+                self.tree.unsubscribe(filter, client_id);
+            }
+            record.mailbox.clear();
+        }
+    }
+
+    /// The session for `client_id`, created when missing or when `clean`;
+    /// returns whether an existing one was kept.
+    pub(crate) fn open_session(&mut self, client_id: &Arc<str>, clean: bool) -> bool {
+        if clean {
+            self.remove_session(client_id);
+        }
+        match self.sessions.entry(client_id.clone()) {
+            Entry::Occupied(_) => true,
+            Entry::Vacant(v) => {
+                v.insert(SessionRecord {
+                    subscriptions: HashMap::new(),
+                    mailbox: Arc::new(Mailbox::new(self.mailbox_limit)),
+                    live: None,
+                    stored: None,
+                    expiry: 0,
+                    expires_at: None,
+                });
+                false
+            }
+        }
+    }
+
+    /// Publishes wills whose delay passed and ends sessions whose expiry
+    /// passed (publishing their pending wills, [MQTT-3.1.2-8]); returns the
+    /// next deadline.
+    pub(crate) fn sweep(&mut self, now: Instant) -> Option<Instant> {
+        let expired: Vec<Arc<str>> = self
+            .sessions
+            .iter()
+            .filter(|(_, r)| r.live.is_none() && r.expires_at.is_some_and(|t| t <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for id in &expired {
+            tracing::debug!(client_id = %id, "session expired");
+            self.remove_session(id);
+        }
+        let due: Vec<Arc<str>> = self
+            .wills
+            .iter()
+            .filter(|(id, w)| w.at <= now || expired.contains(id))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for id in due {
+            if let Some(w) = self.wills.remove(&id) {
+                self.publish_will(w, now);
+            }
+        }
+        let sessions = self.sessions.values().filter_map(|r| r.expires_at);
+        let wills = self.wills.values().map(|w| w.at);
+        sessions.chain(wills).min()
+    }
+
+    pub(crate) fn publish_will(&mut self, will: PendingWill, now: Instant) {
+        tracing::debug!(client_id = %will.publisher, topic = will.publish.topic(), "publishing will");
+        // [MQTT-3.1.2-14], [MQTT-3.1.2-15]
+        if will.publish.retain {
+            self.retained.set(will.publish.clone(), now);
+        }
+        self.route(Some(&will.publisher), &will.publish, now);
+    }
+}
+
+/// The copy of `publish` one subscriber gets: its QoS (at most the
+/// granted one, [MQTT-3.8.4-8]), RETAIN per Retain As Published
+/// ([MQTT-3.3.1-12], [MQTT-3.3.1-13]), DUP cleared ([MQTT-3.3.1-3]), its
+/// Subscription Identifiers; other properties unchanged ([MQTT-3.3.2-4],
+/// [MQTT-3.3.2-15..20]).
+pub(crate) fn outgoing_copy(
+    publish: &Publish,
+    granted: QoS,
+    retain: bool,
+    ids: Vec<NonZeroU32>,
+) -> Publish {
+    let mut out = publish.clone();
+    out.dup = false;
+    out.retain = retain;
+    let qos = publish.qos().min(granted);
+    out.qos_pid = QosPid::new(qos, mqtt_codec::PacketId::MIN);
+    if !ids.is_empty() || !publish.properties().subscription_identifiers.is_empty() {
+        out.properties_mut().subscription_identifiers = ids;
+    }
+    out
+}
+
+/// Session Expiry in seconds as a duration (`u32::MAX`: never).
+pub(crate) fn expiry_deadline(expiry: u32, now: Instant) -> Option<Instant> {
+    if expiry == u32::MAX {
+        None
+    } else {
+        Some(now + Duration::from_secs(u64::from(expiry)))
+    }
+}
