@@ -254,6 +254,18 @@ impl ServerSession {
             if matches!(self.state, State::Closing | State::Closed) {
                 return Ok(());
             }
+            // [MQTT-3.1.0-1]: judge the first packet by its first byte, so
+            // that a peer speaking something else is closed at once rather
+            // than waited for until the connect timeout.
+            if self.state == State::AwaitingConnect && buf.first().is_some_and(|&b| b != 0x10) {
+                return Err(self.close(
+                    ConnectionError::Protocol {
+                        reason: DisconnectReason::ProtocolError,
+                        detail: "first packet is not CONNECT",
+                    },
+                    None,
+                ));
+            }
             match self.decoder.decode(buf) {
                 Ok(Some(p)) => self.handle_packet(now, p)?,
                 Ok(None) => return Ok(()),

@@ -1,0 +1,623 @@
+//! The broker runtime with real clients: our mqtt-client over all four
+//! transports, Debian's mosquitto_pub / mosquitto_sub, MQTT.js and
+//! paho-mqtt, plus clients that misbehave.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use mqtt_broker_core::{AllowAll, Broker, BrokerConfig, ListenerConfig, ServerTls};
+use mqtt_client::{
+    ClientBuilder, ClientTls, ConnectionEvent, Message, ProtocolVersion, QoS, Roots,
+};
+use mqtt_codec::{
+    BytesMut, Connect, Decoder, DisconnectReason, Encode, MqttStr, Packet, Publish, TopicName, Will,
+};
+use mqtt_test_support::tls::Ca;
+use std::{sync::Arc, time::Duration};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const WAIT: Duration = Duration::from_secs(10);
+const VERSIONS: [ProtocolVersion; 2] = [ProtocolVersion::V3_1_1, ProtocolVersion::V5];
+
+struct Running {
+    broker: Broker,
+    tcp: u16,
+    ws: u16,
+    tls: u16,
+    wss: u16,
+    ca: Ca,
+}
+
+async fn start(config: BrokerConfig) -> Running {
+    let ca = Ca::new("broker test CA");
+    let leaf = ca.issue("localhost", &["localhost"]);
+    let tls = ServerTls {
+        certs: leaf.chain.clone(),
+        key: Arc::new(leaf.key.clone_key()),
+        client_ca: None,
+        alpn: Vec::new(),
+    };
+    let broker = Broker::new(config, Arc::new(AllowAll));
+    let any = "127.0.0.1:0".parse().unwrap();
+    let tcp = broker
+        .listen(ListenerConfig::Tcp(any))
+        .await
+        .unwrap()
+        .port();
+    let ws = broker.listen(ListenerConfig::Ws(any)).await.unwrap().port();
+    let tls_port = broker
+        .listen(ListenerConfig::Tls(any, tls.clone()))
+        .await
+        .unwrap()
+        .port();
+    let wss = broker
+        .listen(ListenerConfig::Wss(any, tls))
+        .await
+        .unwrap()
+        .port();
+    Running {
+        broker,
+        tcp,
+        ws,
+        tls: tls_port,
+        wss,
+        ca,
+    }
+}
+
+impl Running {
+    fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.tcp)
+    }
+    fn client(&self, url: &str, v: ProtocolVersion, id: &str) -> ClientBuilder {
+        ClientBuilder::new(url)
+            .unwrap()
+            .version(v)
+            .client_id(id)
+            .tls(ClientTls {
+                roots: Roots::Custom(vec![self.ca.cert()]),
+                ..ClientTls::default()
+            })
+            .reconnect(mqtt_client::Reconnect::off())
+    }
+}
+
+async fn recv(m: &mut mqtt_client::Messages) -> Publish {
+    tokio::time::timeout(WAIT, m.recv())
+        .await
+        .expect("a message in time")
+        .expect("stream open")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_over_every_transport_at_every_qos() {
+    let b = start(BrokerConfig::default()).await;
+    let urls = [
+        b.url(),
+        format!("mqtts://localhost:{}", b.tls),
+        format!("ws://127.0.0.1:{}/mqtt", b.ws),
+        format!("wss://localhost:{}/mqtt", b.wss),
+    ];
+    for url in &urls {
+        for v in VERSIONS {
+            let tag = format!("{}{}", &url[..url.find(':').unwrap()], u8::from(v.is_v5()));
+            let (sub, mut messages) = b
+                .client(url, v, &format!("{tag}-sub"))
+                .connect()
+                .await
+                .unwrap();
+            sub.subscribe(&format!("{tag}/#"), QoS::ExactlyOnce)
+                .await
+                .unwrap();
+            let (publisher, _) = b
+                .client(url, v, &format!("{tag}-pub"))
+                .connect()
+                .await
+                .unwrap();
+            for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+                let topic = format!("{tag}/{}", qos as u8);
+                publisher
+                    .publish(Message::new(&topic, vec![7u8; 300]).unwrap().qos(qos))
+                    .await
+                    .unwrap();
+                let m = recv(&mut messages).await;
+                // [MQTT-3.3.2-3], [MQTT-3.8.4-8]
+                assert_eq!(m.topic(), topic);
+                assert_eq!(m.qos(), qos);
+                assert_eq!(m.payload(), &[7u8; 300][..]);
+            }
+            sub.disconnect().await.unwrap();
+            publisher.disconnect().await.unwrap();
+        }
+    }
+    b.broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v5_properties_pass_through_and_subscription_identifiers_are_set() {
+    let b = start(BrokerConfig::default()).await;
+    let v = ProtocolVersion::V5;
+    let (sub, mut messages) = b.client(&b.url(), v, "props-sub").connect().await.unwrap();
+    let mut props = mqtt_codec::SubscribeProperties::default();
+    props.subscription_identifier = std::num::NonZeroU32::new(42);
+    sub.subscribe_with(
+        vec![mqtt_codec::Subscription::new(
+            TopicFilter::try_from("props/+").unwrap(),
+            QoS::AtLeastOnce,
+        )],
+        props,
+    )
+    .await
+    .unwrap();
+    let (publisher, _) = b.client(&b.url(), v, "props-pub").connect().await.unwrap();
+    let m = Message::new("props/a", "{}")
+        .unwrap()
+        .qos(QoS::AtLeastOnce)
+        .content_type("application/json")
+        .unwrap()
+        .response_topic("props/reply")
+        .unwrap()
+        .correlation_data(&b"c1"[..])
+        .user_property("a", "1")
+        .unwrap()
+        .user_property("b", "2")
+        .unwrap()
+        .user_property("a", "3")
+        .unwrap();
+    publisher.publish(m).await.unwrap();
+    let got = recv(&mut messages).await;
+    let p = got.properties();
+    // [MQTT-3.3.2-15], [MQTT-3.3.2-16], [MQTT-3.3.2-17], [MQTT-3.3.2-18], [MQTT-3.3.2-20]
+    assert_eq!(
+        p.content_type.as_ref().unwrap().as_str(),
+        "application/json"
+    );
+    assert_eq!(p.response_topic.as_ref().unwrap().as_str(), "props/reply");
+    assert_eq!(p.correlation_data.as_deref(), Some(&b"c1"[..]));
+    let users: Vec<(String, String)> = p
+        .user_properties
+        .iter()
+        .map(|u| (u.name.as_str().to_owned(), u.value.as_str().to_owned()))
+        .collect();
+    assert_eq!(
+        users,
+        [("a", "1"), ("b", "2"), ("a", "3")].map(|(a, b)| (a.into(), b.into()))
+    );
+    // [MQTT-3.3.4-3]
+    assert_eq!(
+        p.subscription_identifiers,
+        vec![std::num::NonZeroU32::new(42).unwrap()]
+    );
+    b.broker.shutdown().await;
+}
+
+use mqtt_codec::TopicFilter;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_messages_reach_later_subscribers_and_empty_payload_clears() {
+    let b = start(BrokerConfig::default()).await;
+    for v in VERSIONS {
+        let tag = format!("ret{}", u8::from(v.is_v5()));
+        let (publisher, _) = b
+            .client(&b.url(), v, &format!("{tag}-p"))
+            .connect()
+            .await
+            .unwrap();
+        publisher
+            .publish(
+                Message::new(&format!("{tag}/state"), "on")
+                    .unwrap()
+                    .qos(QoS::AtLeastOnce)
+                    .retain(true),
+            )
+            .await
+            .unwrap();
+        let (sub, mut messages) = b
+            .client(&b.url(), v, &format!("{tag}-s"))
+            .connect()
+            .await
+            .unwrap();
+        sub.subscribe(&format!("{tag}/#"), QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        let m = recv(&mut messages).await;
+        assert!(m.retain);
+        assert_eq!(m.payload(), b"on");
+        // [MQTT-3.3.1-6]: delivered normally, then nothing retained.
+        publisher
+            .publish(
+                Message::new(&format!("{tag}/state"), "")
+                    .unwrap()
+                    .qos(QoS::AtLeastOnce)
+                    .retain(true),
+            )
+            .await
+            .unwrap();
+        let _ = recv(&mut messages).await;
+        let (late, mut late_messages) = b
+            .client(&b.url(), v, &format!("{tag}-l"))
+            .connect()
+            .await
+            .unwrap();
+        late.subscribe(&format!("{tag}/#"), QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), late_messages.recv())
+                .await
+                .is_err()
+        );
+    }
+    b.broker.shutdown().await;
+}
+
+/// A raw MQTT connection for misbehaving on purpose.
+async fn raw(port: u16) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap()
+}
+
+fn connect_bytes(v: ProtocolVersion, id: &str, will: Option<Will>) -> BytesMut {
+    let mut c = Connect::new(v, MqttStr::try_from(id).unwrap());
+    c.will = will;
+    c.keep_alive = 60;
+    let mut buf = BytesMut::new();
+    c.encode(v, &mut buf).unwrap();
+    buf
+}
+
+/// Reads until the server closes; returns the packets it sent.
+async fn read_until_closed(s: &mut tokio::net::TcpStream, v: ProtocolVersion) -> Vec<Packet> {
+    let mut decoder = Decoder::client(v);
+    let mut buf = BytesMut::new();
+    let mut packets = Vec::new();
+    loop {
+        match tokio::time::timeout(WAIT, s.read_buf(&mut buf))
+            .await
+            .expect("closed in time")
+        {
+            Ok(0) | Err(_) => return packets,
+            Ok(_) => {
+                while let Ok(Some(p)) = decoder.decode(&mut buf) {
+                    packets.push(p);
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn will_is_published_on_abnormal_loss_only() {
+    let b = start(BrokerConfig::default()).await;
+    for v in VERSIONS {
+        let tag = format!("will{}", u8::from(v.is_v5()));
+        let (sub, mut messages) = b
+            .client(&b.url(), v, &format!("{tag}-s"))
+            .connect()
+            .await
+            .unwrap();
+        sub.subscribe(&format!("{tag}/#"), QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        // Lost connection: the will goes out ([MQTT-3.1.2-8]).
+        let mut s = raw(b.tcp).await;
+        let will = Will::new(
+            TopicName::try_from(format!("{tag}/gone").as_str()).unwrap(),
+            &b"bye"[..],
+        );
+        s.write_all(&connect_bytes(v, &format!("{tag}-w"), Some(will.clone())))
+            .await
+            .unwrap();
+        let mut ack = [0u8; 4];
+        s.read_exact(&mut ack[..if v.is_v5() { 3 } else { 4 }])
+            .await
+            .unwrap();
+        drop(s);
+        let m = recv(&mut messages).await;
+        assert_eq!(m.topic(), format!("{tag}/gone"));
+        // Normal DISCONNECT: no will ([MQTT-3.14.4-3], [MQTT-3.1.2-10]).
+        let mut s = raw(b.tcp).await;
+        s.write_all(&connect_bytes(v, &format!("{tag}-w2"), Some(will)))
+            .await
+            .unwrap();
+        let mut buf = BytesMut::new();
+        mqtt_codec::Disconnect::new(DisconnectReason::NormalDisconnection)
+            .encode(v, &mut buf)
+            .unwrap();
+        s.write_all(&buf).await.unwrap();
+        let _ = read_until_closed(&mut s, v).await;
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), messages.recv())
+                .await
+                .is_err()
+        );
+    }
+    b.broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_takeover_disconnects_the_old_connection_with_0x8e() {
+    let b = start(BrokerConfig::default()).await;
+    let (old, _) = b
+        .client(&b.url(), ProtocolVersion::V5, "twin")
+        .connect()
+        .await
+        .unwrap();
+    let mut events = old.events();
+    let (new, _) = b
+        .client(&b.url(), ProtocolVersion::V5, "twin")
+        .connect()
+        .await
+        .unwrap();
+    // [MQTT-3.1.4-3]
+    let reason = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(ConnectionEvent::Disconnected(e)) = events.recv().await {
+                return e.to_string();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(reason.contains("SessionTakenOver"), "{reason}");
+    assert_eq!(new.state(), mqtt_client::ConnectionState::Connected);
+    b.broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_session_gets_messages_queued_while_offline() {
+    let b = start(BrokerConfig::default()).await;
+    for v in VERSIONS {
+        let tag = format!("resume{}", u8::from(v.is_v5()));
+        let builder = || {
+            b.client(&b.url(), v, &format!("{tag}-s"))
+                .clean_start(false)
+                .session_expiry(Duration::from_secs(60))
+        };
+        let (sub, _) = builder().connect().await.unwrap();
+        sub.subscribe(&format!("{tag}/#"), QoS::ExactlyOnce)
+            .await
+            .unwrap();
+        sub.disconnect().await.unwrap();
+        let (publisher, _) = b
+            .client(&b.url(), v, &format!("{tag}-p"))
+            .connect()
+            .await
+            .unwrap();
+        for i in 0..20u8 {
+            let qos = if i % 2 == 0 {
+                QoS::AtLeastOnce
+            } else {
+                QoS::ExactlyOnce
+            };
+            publisher
+                .publish(Message::new(&format!("{tag}/x"), vec![i]).unwrap().qos(qos))
+                .await
+                .unwrap();
+        }
+        // [MQTT-3.1.2-5], [MQTT-3.2.2-3]: resumed with Session Present.
+        let (sub, mut messages) = builder().connect().await.unwrap();
+        assert!(sub.connack().unwrap().session_present);
+        for i in 0..20u8 {
+            assert_eq!(recv(&mut messages).await.payload(), &[i]);
+        }
+        sub.disconnect().await.unwrap();
+    }
+    b.broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misbehaving_clients_are_disconnected_and_others_keep_working() {
+    let mut config = BrokerConfig::default();
+    config.session.maximum_packet_size = 1024;
+    let b = start(config).await;
+    let v = ProtocolVersion::V5;
+    let (sub, mut messages) = b.client(&b.url(), v, "good-sub").connect().await.unwrap();
+    sub.subscribe("good/#", QoS::AtLeastOnce).await.unwrap();
+    let (publisher, _) = b.client(&b.url(), v, "good-pub").connect().await.unwrap();
+
+    // Garbage instead of CONNECT: closed.
+    let mut s = raw(b.tcp).await;
+    s.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    let _ = read_until_closed(&mut s, v).await;
+    // A PUBLISH before CONNECT: closed ([MQTT-3.1.0-1]).
+    let mut s = raw(b.tcp).await;
+    let mut buf = BytesMut::new();
+    Publish::new(TopicName::try_from("good/x").unwrap(), &b"sneaky"[..])
+        .encode(v, &mut buf)
+        .unwrap();
+    s.write_all(&buf).await.unwrap();
+    let _ = read_until_closed(&mut s, v).await;
+    // A second CONNECT: DISCONNECT 0x82 Protocol Error ([MQTT-3.1.0-2]).
+    let mut s = raw(b.tcp).await;
+    s.write_all(&connect_bytes(v, "twice", None)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.write_all(&connect_bytes(v, "twice", None)).await.unwrap();
+    let got = read_until_closed(&mut s, v).await;
+    assert!(
+        got.iter().any(
+            |p| matches!(p, Packet::Disconnect(d) if d.reason == DisconnectReason::ProtocolError)
+        ),
+        "{got:?}"
+    );
+    // An oversized packet: DISCONNECT 0x95 Packet too large.
+    let mut s = raw(b.tcp).await;
+    s.write_all(&connect_bytes(v, "big", None)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut buf = BytesMut::new();
+    Publish::new(TopicName::try_from("good/x").unwrap(), vec![0u8; 4096])
+        .encode(v, &mut buf)
+        .unwrap();
+    s.write_all(&buf).await.unwrap();
+    let got = read_until_closed(&mut s, v).await;
+    assert!(
+        got.iter().any(
+            |p| matches!(p, Packet::Disconnect(d) if d.reason == DisconnectReason::PacketTooLarge)
+        ),
+        "{got:?}"
+    );
+    // A malformed subscribe filter: DISCONNECT 0x81 or 0x82 (a/#/b is invalid).
+    let mut s = raw(b.tcp).await;
+    s.write_all(&connect_bytes(v, "badsub", None))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut bytes = Vec::new();
+    // SUBSCRIBE id 1, no properties, filter "a/#/b", options 0.
+    bytes.extend_from_slice(&[0x82, 11, 0, 1, 0, 0, 5, b'a', b'/', b'#', b'/', b'b', 0]);
+    s.write_all(&bytes).await.unwrap();
+    let got = read_until_closed(&mut s, v).await;
+    assert!(
+        got.iter()
+            .any(|p| matches!(p, Packet::Disconnect(d) if d.reason.is_error())),
+        "{got:?}"
+    );
+
+    // The well-behaved pair never noticed.
+    publisher
+        .publish(
+            Message::new("good/y", "still here")
+                .unwrap()
+                .qos(QoS::AtLeastOnce),
+        )
+        .await
+        .unwrap();
+    let m = recv(&mut messages).await;
+    assert_eq!(m.payload(), b"still here");
+    b.broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_sends_v5_clients_0x8b() {
+    let b = start(BrokerConfig::default()).await;
+    let (c, _) = b
+        .client(&b.url(), ProtocolVersion::V5, "bye")
+        .connect()
+        .await
+        .unwrap();
+    let mut events = c.events();
+    b.broker.shutdown().await;
+    let reason = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(ConnectionEvent::Disconnected(e)) = events.recv().await {
+                return e.to_string();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(reason.contains("ServerShuttingDown"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_clients_in_both_versions() {
+    let Some(sub_bin) = mqtt_test_support::program("broker_mosquitto_clients", "mosquitto_sub")
+    else {
+        return;
+    };
+    let Some(pub_bin) = mqtt_test_support::program("broker_mosquitto_clients", "mosquitto_pub")
+    else {
+        return;
+    };
+    let b = start(BrokerConfig::default()).await;
+    let port = b.tcp.to_string();
+    for v in ["mqttv311", "mqttv5"] {
+        let topic = format!("mosq/{v}");
+        let sub = tokio::process::Command::new(&sub_bin)
+            .args([
+                "-p",
+                &port,
+                "-V",
+                v,
+                "-t",
+                &format!("{topic}/#"),
+                "-q",
+                "2",
+                "-C",
+                "4",
+                "-v",
+                "-W",
+                "10",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        // Wait for the subscription to exist.
+        tokio::time::timeout(WAIT, async {
+            while b.broker.subscriptions() == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap();
+        for q in ["0", "1", "2"] {
+            let ok = tokio::process::Command::new(&pub_bin)
+                .args([
+                    "-p",
+                    &port,
+                    "-V",
+                    v,
+                    "-t",
+                    &format!("{topic}/q{q}"),
+                    "-q",
+                    q,
+                    "-m",
+                    &format!("m{q}"),
+                ])
+                .status()
+                .await
+                .unwrap();
+            assert!(ok.success());
+        }
+        // Retained, then delivered live too.
+        tokio::process::Command::new(&pub_bin)
+            .args([
+                "-p",
+                &port,
+                "-V",
+                v,
+                "-t",
+                &format!("{topic}/r"),
+                "-q",
+                "1",
+                "-r",
+                "-m",
+                "kept",
+            ])
+            .status()
+            .await
+            .unwrap();
+        let out = tokio::time::timeout(WAIT, sub.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        for line in [
+            format!("{topic}/q0 m0"),
+            format!("{topic}/q1 m1"),
+            format!("{topic}/q2 m2"),
+            format!("{topic}/r kept"),
+        ] {
+            assert!(text.contains(&line), "{line} missing from {text}");
+        }
+        // A late subscriber gets the retained message.
+        let late = tokio::process::Command::new(&sub_bin)
+            .args([
+                "-p",
+                &port,
+                "-V",
+                v,
+                "-t",
+                &format!("{topic}/r"),
+                "-C",
+                "1",
+                "-W",
+                "5",
+            ])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&late.stdout).trim(), "kept");
+    }
+    b.broker.shutdown().await;
+}
