@@ -36,6 +36,8 @@ const WRITE_HIGH: usize = 64 * 1024;
 const READ_HIGH: usize = 256 * 1024;
 /// Messages moved from the mailbox to the session at a time.
 const MAILBOX_BATCH: usize = 256;
+/// How long a closed connection waits for the peer to close its side.
+const LINGER: Duration = Duration::from_millis(500);
 /// How long a takeover waits for the old connection's session state.
 const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -257,6 +259,19 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         }
     }
     let _ = wr.shutdown().await;
+    // Lingering close: let the peer finish (a WebSocket peer answers our
+    // Close frame) instead of resetting it with unread data, for a moment.
+    if read_open {
+        let drain = async {
+            let mut sink = [0u8; 4096];
+            while let Ok(n) = rd.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER, drain).await;
+    }
     c.handle_events().await;
     c.finish();
     shared.stats.connections.fetch_sub(1, Ordering::Relaxed);

@@ -136,8 +136,10 @@ async fn v5_properties_pass_through_and_subscription_identifiers_are_set() {
     let b = start(BrokerConfig::default()).await;
     let v = ProtocolVersion::V5;
     let (sub, mut messages) = b.client(&b.url(), v, "props-sub").connect().await.unwrap();
-    let mut props = mqtt_codec::SubscribeProperties::default();
-    props.subscription_identifier = std::num::NonZeroU32::new(42);
+    let props = mqtt_codec::SubscribeProperties {
+        subscription_identifier: std::num::NonZeroU32::new(42),
+        ..Default::default()
+    };
     sub.subscribe_with(
         vec![mqtt_codec::Subscription::new(
             TopicFilter::try_from("props/+").unwrap(),
@@ -618,6 +620,126 @@ async fn mosquitto_clients_in_both_versions() {
             .await
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&late.stdout).trim(), "kept");
+    }
+    b.broker.shutdown().await;
+}
+
+const MQTTJS: &str = r#"
+const mqtt = require('mqtt');
+const [url, version] = [process.argv[2], Number(process.argv[3])];
+const c = mqtt.connect(url, { protocolVersion: version, clientId: 'js' + version + Math.random().toString(16).slice(2, 8) });
+c.on('connect', () => {
+  c.subscribe('js/+/in', { qos: 2 }, () => {
+    c.publish('js/x/in', 'loop', { qos: 1 });
+  });
+});
+c.on('message', (topic, payload) => {
+  console.log(topic + ' ' + payload.toString());
+  c.end();
+});
+c.on('error', (e) => { console.log('ERROR ' + e.message); process.exit(1); });
+"#;
+
+/// MQTT.js over ws:// and mqtt://, both versions: subscribe, publish, receive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_js_over_websocket_and_tcp() {
+    let Some((node, node_path)) = mqtt_test_support::node_with("broker_mqttjs", "mqtt") else {
+        return;
+    };
+    let b = start(BrokerConfig::default()).await;
+    let dir = std::env::temp_dir().join(format!("broker-mqttjs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("c.js");
+    std::fs::write(&script, MQTTJS).unwrap();
+    for url in [format!("ws://127.0.0.1:{}/mqtt", b.ws), b.url()] {
+        for version in ["4", "5"] {
+            let out = tokio::time::timeout(
+                WAIT,
+                tokio::process::Command::new(&node)
+                    .arg(&script)
+                    .arg(&url)
+                    .arg(version)
+                    .env("NODE_PATH", &node_path)
+                    .kill_on_drop(true)
+                    .output(),
+            )
+            .await
+            .expect("MQTT.js finished in time")
+            .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout).trim(),
+                "js/x/in loop",
+                "{url} v{version}"
+            );
+        }
+    }
+    b.broker.shutdown().await;
+}
+
+const PAHO: &str = r#"
+import sys, time, paho.mqtt.client as mqtt
+host, port, transport, version, base = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+proto = mqtt.MQTTv5 if version == "5" else mqtt.MQTTv311
+c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=proto, transport=transport)
+if transport == "websockets":
+    c.ws_set_options(path="/mqtt")
+got = []
+c.on_message = lambda cl, u, m: got.append((m.topic, m.payload.decode(), m.qos, m.retain))
+c.connect(host, port)
+c.loop_start()
+c.subscribe(base + "/#", qos=2)
+time.sleep(0.3)
+for q in (0, 1, 2):
+    c.publish(base + "/q%d" % q, "m%d" % q, qos=q).wait_for_publish(5)
+c.publish(base + "/keep", "kept", qos=1, retain=True).wait_for_publish(5)
+deadline = time.time() + 5
+while len(got) < 4 and time.time() < deadline:
+    time.sleep(0.05)
+c.loop_stop()
+c.disconnect()
+for t in sorted(got):
+    print("%s %s %d" % (t[0].split("/", 1)[1], t[1], t[2]))
+"#;
+
+/// paho-mqtt over TCP and WebSocket, both versions, every QoS and retained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paho_over_tcp_and_websocket() {
+    let Some(python) = mqtt_test_support::python_with("broker_paho", "paho.mqtt.client") else {
+        return;
+    };
+    let b = start(BrokerConfig::default()).await;
+    let dir = std::env::temp_dir().join(format!("broker-paho-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("c.py");
+    std::fs::write(&script, PAHO).unwrap();
+    for (port, transport) in [(b.tcp, "tcp"), (b.ws, "websockets")] {
+        for version in ["3", "5"] {
+            let out = tokio::time::timeout(
+                WAIT,
+                tokio::process::Command::new(&python)
+                    .arg(&script)
+                    .args([
+                        "127.0.0.1",
+                        &port.to_string(),
+                        transport,
+                        version,
+                        &format!("paho{transport}{version}"),
+                    ])
+                    .kill_on_drop(true)
+                    .output(),
+            )
+            .await
+            .expect("paho finished in time")
+            .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(
+                lines,
+                ["keep kept 1", "q0 m0 0", "q1 m1 1", "q2 m2 2"],
+                "{transport} v{version}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
     b.broker.shutdown().await;
 }
