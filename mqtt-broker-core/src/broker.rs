@@ -94,6 +94,8 @@ pub struct Stats {
     pub messages_sent: AtomicU64,
     /// Bytes read from clients.
     pub bytes_received: AtomicU64,
+    /// Messages not delivered because a client's queue was full.
+    pub messages_dropped: AtomicU64,
 }
 
 pub(crate) struct Shared {
@@ -122,13 +124,13 @@ impl Shared {
 /// A running broker: serves any mix of listeners and shuts down gracefully.
 ///
 /// ```no_run
-/// # async fn demo() -> std::io::Result<()> {
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use mqtt_broker_core::{AllowAll, Broker, BrokerConfig, ListenerConfig};
 /// use std::sync::Arc;
 ///
 /// let broker = Broker::new(BrokerConfig::default(), Arc::new(AllowAll));
-/// broker.listen(ListenerConfig::Tcp("127.0.0.1:1883".parse().unwrap())).await?;
-/// broker.listen(ListenerConfig::Ws("127.0.0.1:8080".parse().unwrap())).await?;
+/// broker.listen(ListenerConfig::Tcp("127.0.0.1:1883".parse()?)).await?;
+/// broker.listen(ListenerConfig::Ws("127.0.0.1:8080".parse()?)).await?;
 /// tokio::signal::ctrl_c().await?;
 /// broker.shutdown().await;
 /// # Ok(()) }
@@ -346,7 +348,7 @@ impl Broker {
         let state = shared.lock();
         let s = &shared.stats;
         format!(
-            "mqtt broker\nuptime_seconds {}\nconnections {}\nsessions {}\nsubscriptions {}\nretained {}\nmessages_received {}\nmessages_sent {}\nbytes_received {}\n",
+            "mqtt broker\nuptime_seconds {}\nconnections {}\nsessions {}\nsubscriptions {}\nretained {}\nmessages_received {}\nmessages_sent {}\nmessages_dropped {}\nbytes_received {}\n",
             shared.started.elapsed().as_secs(),
             s.connections.load(Ordering::Relaxed),
             state.sessions.len(),
@@ -354,6 +356,7 @@ impl Broker {
             state.retained.len(),
             s.messages_received.load(Ordering::Relaxed),
             s.messages_sent.load(Ordering::Relaxed),
+            s.messages_dropped.load(Ordering::Relaxed),
             s.bytes_received.load(Ordering::Relaxed),
         )
     }

@@ -32,8 +32,8 @@ use tracing::{debug, info, warn};
 /// Bytes of encoded packets kept ready to write; past this the session
 /// keeps the rest (bounded by its own queue).
 const WRITE_HIGH: usize = 64 * 1024;
-/// Unparsed bytes read ahead; past this reading pauses.
-const READ_HIGH: usize = 256 * 1024;
+/// Room made in the read buffer before each read.
+const READ_CHUNK: usize = 16 * 1024;
 /// Messages moved from the mailbox to the session at a time.
 const MAILBOX_BATCH: usize = 256;
 /// How long a closed connection waits for the peer to close its side.
@@ -209,6 +209,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         if (c.session.is_closed() || !read_open) && out.is_empty() {
             break;
         }
+        // What stays in the buffer is at most one incomplete packet (within
+        // the maximum packet size): the session takes every complete one.
+        rbuf.reserve(READ_CHUNK);
         let deadline = c.session.poll_timeout().map(|t| c.to_instant(t));
         let mailbox = c.accepted.as_ref().map(|a| a.mailbox.clone());
         tokio::select! {
@@ -236,7 +239,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
                     out = OutQueue::new();
                 }
             }
-            r = rd.read_buf(&mut rbuf), if read_open && rbuf.len() < READ_HIGH && !c.session.is_closed() => {
+            r = rd.read_buf(&mut rbuf), if read_open && !c.session.is_closed() => {
                 match r {
                     Ok(0) | Err(_) => {
                         c.session.connection_lost();
@@ -527,7 +530,14 @@ impl Conn {
         if publish.retain {
             state.retained.set(publish.clone(), now);
         }
-        state.route(Some(&a.client.client_id), &publish, now);
+        let dropped = state.route(Some(&a.client.client_id), &publish, now);
+        drop(state);
+        if dropped > 0 {
+            self.shared
+                .stats
+                .messages_dropped
+                .fetch_add(dropped, Ordering::Relaxed);
+        }
     }
 
     fn on_subscribe(&mut self, s: Subscribe) {

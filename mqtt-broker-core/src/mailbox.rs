@@ -19,6 +19,18 @@ pub(crate) struct Queued {
     pub(crate) at: Instant,
 }
 
+/// What [`Mailbox::push`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Push {
+    Queued,
+    /// QoS 0 for an offline session: not kept.
+    Skipped,
+    /// Over the limit: dropped (`first`: the first drop for this session).
+    Dropped {
+        first: bool,
+    },
+}
+
 #[derive(Debug)]
 pub(crate) struct Mailbox {
     queue: Mutex<VecDeque<Queued>>,
@@ -42,25 +54,24 @@ impl Mailbox {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a message; past the limit it is dropped (and counted), as is
-    /// a QoS 0 message for a session that is offline. Returns whether it
-    /// was queued.
-    pub(crate) fn push(&self, publish: Publish, at: Instant, online: bool) -> bool {
+    /// Queues a message; past the limit it is dropped (and counted). A QoS
+    /// 0 message for a session that is offline is skipped.
+    pub(crate) fn push(&self, publish: Publish, at: Instant, online: bool) -> Push {
         if !online && publish.qos() == QoS::AtMostOnce {
-            return false;
+            return Push::Skipped;
         }
         let mut q = self.lock();
         if q.len() >= self.limit {
             drop(q);
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return false;
+            let before = self.dropped.fetch_add(1, Ordering::Relaxed);
+            return Push::Dropped { first: before == 0 };
         }
         q.push_back(Queued { publish, at });
         drop(q);
         if online {
             self.notify.notify_one();
         }
-        true
+        Push::Queued
     }
 
     /// Takes up to `max` messages.

@@ -2,7 +2,7 @@
 //! messages, sessions and pending wills, behind one lock.
 
 use crate::{
-    mailbox::Mailbox,
+    mailbox::{Mailbox, Push},
     retained::RetainedStore,
     subscriptions::{Match, Subscriber, SubscriptionTree},
 };
@@ -80,8 +80,9 @@ impl State {
     /// ([MQTT-4.5.0-1]). One copy per session at the highest matching QoS
     /// with every matching Subscription Identifier ([MQTT-3.3.4-2],
     /// [MQTT-3.3.4-3]); shared groups get one copy for the member picked.
-    /// The payload is shared, never copied. Returns the copies queued.
-    pub(crate) fn route(&mut self, from: Option<&str>, publish: &Publish, now: Instant) -> usize {
+    /// The payload is shared, never copied. Returns the copies dropped
+    /// because a session's mailbox was full.
+    pub(crate) fn route(&mut self, from: Option<&str>, publish: &Publish, now: Instant) -> u64 {
         let matches = self.tree.matches(publish.topic());
         if matches.is_empty() {
             return 0;
@@ -118,17 +119,24 @@ impl State {
                 )),
             }
         }
-        let mut queued = 0;
+        let mut dropped = 0;
         for (key, qos, retain_as_published, ids) in merged {
             let Some(record) = self.sessions.get(&key) else {
                 continue;
             };
             let out = outgoing_copy(publish, qos, retain_as_published && publish.retain, ids);
-            if record.mailbox.push(out, now, record.live.is_some()) {
-                queued += 1;
+            if let Push::Dropped { first } = record.mailbox.push(out, now, record.live.is_some()) {
+                dropped += 1;
+                if first {
+                    tracing::warn!(
+                        client_id = %key,
+                        limit = self.mailbox_limit,
+                        "client's queue is full: new messages for it are dropped"
+                    );
+                }
             }
         }
-        queued
+        dropped
     }
 
     /// Removes a session and its subscriptions.

@@ -743,3 +743,408 @@ async fn paho_over_tcp_and_websocket() {
     }
     b.broker.shutdown().await;
 }
+
+fn subscription(filter: &str, qos: QoS) -> mqtt_codec::Subscription {
+    mqtt_codec::Subscription::new(TopicFilter::try_from(filter).unwrap(), qos)
+}
+
+/// Waits `d` for a message and expects none.
+async fn none_within(m: &mut mqtt_client::Messages, d: Duration) {
+    if let Ok(Some(p)) = tokio::time::timeout(d, m.recv()).await {
+        panic!("unexpected message on {}", p.topic());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_subscription_spreads_messages_round_robin() {
+    let b = start(BrokerConfig::default()).await;
+    let v = ProtocolVersion::V5;
+    let mut members = Vec::new();
+    for i in 0..3 {
+        let (c, m) = b
+            .client(&b.url(), v, &format!("worker{i}"))
+            .connect()
+            .await
+            .unwrap();
+        c.subscribe("$share/workers/jobs/#", QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        members.push((c, m));
+    }
+    let (publisher, _) = b.client(&b.url(), v, "boss").connect().await.unwrap();
+    for i in 0..30u8 {
+        publisher
+            .publish(
+                Message::new("jobs/build", vec![i])
+                    .unwrap()
+                    .qos(QoS::AtLeastOnce),
+            )
+            .await
+            .unwrap();
+    }
+    let mut all = Vec::new();
+    for (_, m) in &mut members {
+        // Round robin: ten each.
+        for _ in 0..10 {
+            all.push(recv(m).await.payload()[0]);
+        }
+        none_within(m, Duration::from_millis(100)).await;
+    }
+    all.sort();
+    assert_eq!(all, (0..30).collect::<Vec<u8>>());
+    b.broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_options_no_local_retain_as_published_and_retain_handling() {
+    let b = start(BrokerConfig::default()).await;
+    let v = ProtocolVersion::V5;
+    let (c, mut messages) = b.client(&b.url(), v, "opts").connect().await.unwrap();
+    // No Local ([MQTT-3.8.3-3]): our own message does not come back.
+    let mut s = subscription("opts/nl", QoS::AtLeastOnce);
+    s.options.no_local = true;
+    c.subscribe_with(vec![s], Default::default()).await.unwrap();
+    c.publish(
+        Message::new("opts/nl", "mine")
+            .unwrap()
+            .qos(QoS::AtLeastOnce),
+    )
+    .await
+    .unwrap();
+    none_within(&mut messages, Duration::from_millis(200)).await;
+
+    let (other, _) = b.client(&b.url(), v, "opts-pub").connect().await.unwrap();
+    other
+        .publish(
+            Message::new("opts/kept", "r")
+                .unwrap()
+                .qos(QoS::AtLeastOnce)
+                .retain(true),
+        )
+        .await
+        .unwrap();
+    // Retain Handling 2 ([MQTT-3.3.1-11]): nothing retained on subscribing.
+    let mut s = subscription("opts/kept", QoS::AtLeastOnce);
+    s.options.retain_handling = mqtt_codec::RetainHandling::DoNotSend;
+    c.subscribe_with(vec![s], Default::default()).await.unwrap();
+    none_within(&mut messages, Duration::from_millis(200)).await;
+    // Retain Handling 1 ([MQTT-3.3.1-10]): the subscription exists now, so none.
+    let mut s = subscription("opts/kept", QoS::AtLeastOnce);
+    s.options.retain_handling = mqtt_codec::RetainHandling::SendAtSubscribeIfNew;
+    c.subscribe_with(vec![s], Default::default()).await.unwrap();
+    none_within(&mut messages, Duration::from_millis(200)).await;
+    // Retain Handling 0 ([MQTT-3.3.1-9], [MQTT-3.8.4-4]): sent again.
+    let mut s = subscription("opts/kept", QoS::AtLeastOnce);
+    s.options.retain_as_published = true;
+    c.subscribe_with(vec![s], Default::default()).await.unwrap();
+    let m = recv(&mut messages).await;
+    assert!(m.retain);
+    // Retain As Published 1 ([MQTT-3.3.1-13]) keeps RETAIN on live messages ...
+    other
+        .publish(
+            Message::new("opts/kept", "r2")
+                .unwrap()
+                .qos(QoS::AtLeastOnce)
+                .retain(true),
+        )
+        .await
+        .unwrap();
+    assert!(recv(&mut messages).await.retain);
+    // ... and 0 ([MQTT-3.3.1-12]) clears it.
+    c.subscribe("opts/kept", QoS::AtLeastOnce).await.unwrap();
+    let _ = recv(&mut messages).await; // the retained message again (Retain Handling 0)
+    other
+        .publish(
+            Message::new("opts/kept", "r3")
+                .unwrap()
+                .qos(QoS::AtLeastOnce)
+                .retain(true),
+        )
+        .await
+        .unwrap();
+    assert!(!recv(&mut messages).await.retain);
+    b.broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn will_delay_waits_and_a_resumed_session_cancels_it() {
+    let b = start(BrokerConfig::default()).await;
+    let v = ProtocolVersion::V5;
+    let (sub, mut messages) = b.client(&b.url(), v, "wd-sub").connect().await.unwrap();
+    sub.subscribe("wd/#", QoS::AtLeastOnce).await.unwrap();
+    let connect_with_delay = |id: &str, clean: bool| {
+        let mut will = Will::new(TopicName::try_from("wd/gone").unwrap(), &b"late"[..]);
+        will.properties.will_delay_interval = Some(1);
+        let mut c = Connect::new(v, MqttStr::try_from(id).unwrap());
+        c.will = Some(will);
+        c.clean_start = clean;
+        c.properties.session_expiry_interval = Some(30);
+        let mut buf = BytesMut::new();
+        c.encode(v, &mut buf).unwrap();
+        buf
+    };
+    // Lost, then not resumed: the will comes after about a second.
+    let mut s = raw(b.tcp).await;
+    s.write_all(&connect_with_delay("wd-a", true))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let lost = std::time::Instant::now();
+    drop(s);
+    let m = recv(&mut messages).await;
+    assert_eq!(m.payload(), b"late");
+    assert!(
+        lost.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        lost.elapsed()
+    );
+    // Lost, then resumed within the delay: no will ([MQTT-3.1.3-9]).
+    let mut s = raw(b.tcp).await;
+    s.write_all(&connect_with_delay("wd-b", true))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(s);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut s = raw(b.tcp).await;
+    s.write_all(&connect_with_delay("wd-b", false))
+        .await
+        .unwrap();
+    none_within(&mut messages, Duration::from_millis(1500)).await;
+    drop(s);
+    b.broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_messages_expire_and_sessions_expire() {
+    let b = start(BrokerConfig::default()).await;
+    let v = ProtocolVersion::V5;
+    let builder = |expiry: u64| {
+        b.client(&b.url(), v, "exp-sub")
+            .clean_start(false)
+            .session_expiry(Duration::from_secs(expiry))
+    };
+    let (sub, _) = builder(30).connect().await.unwrap();
+    sub.subscribe("exp/#", QoS::AtLeastOnce).await.unwrap();
+    sub.disconnect().await.unwrap();
+    let (publisher, _) = b.client(&b.url(), v, "exp-pub").connect().await.unwrap();
+    publisher
+        .publish(
+            Message::new("exp/short", "gone")
+                .unwrap()
+                .qos(QoS::AtLeastOnce)
+                .message_expiry(1),
+        )
+        .await
+        .unwrap();
+    publisher
+        .publish(
+            Message::new("exp/long", "kept")
+                .unwrap()
+                .qos(QoS::AtLeastOnce)
+                .message_expiry(60),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (sub, mut messages) = builder(1).connect().await.unwrap();
+    assert!(sub.connack().unwrap().session_present);
+    // [MQTT-3.3.2-5]: the expired one is gone; [MQTT-3.3.2-6]: the other
+    // carries what is left of its interval.
+    let m = recv(&mut messages).await;
+    assert_eq!(m.payload(), b"kept");
+    let left = m.properties().message_expiry_interval.unwrap();
+    assert!((57..=58).contains(&left), "{left}");
+    none_within(&mut messages, Duration::from_millis(200)).await;
+    sub.disconnect().await.unwrap();
+    // [MQTT-4.1.0-2]: the session (expiry 1 s now) is discarded after it.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let (sub, _) = builder(1).connect().await.unwrap();
+    assert!(!sub.connack().unwrap().session_present);
+    b.broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_aliases_and_assigned_client_identifiers() {
+    let b = start(BrokerConfig::default()).await;
+    let v = ProtocolVersion::V5;
+    let (sub, mut messages) = b.client(&b.url(), v, "alias-sub").connect().await.unwrap();
+    sub.subscribe("alias/#", QoS::AtLeastOnce).await.unwrap();
+    // Empty client id: the broker assigns one ([MQTT-3.1.3-6], [MQTT-3.2.2-16]).
+    let (publisher, _) = b
+        .client(&b.url(), v, "")
+        .outgoing_topic_aliases(true)
+        .connect()
+        .await
+        .unwrap();
+    let assigned = publisher
+        .connack()
+        .unwrap()
+        .properties
+        .assigned_client_identifier
+        .unwrap();
+    assert!(!assigned.as_str().is_empty());
+    for i in 0..3u8 {
+        publisher
+            .publish(
+                Message::new("alias/long/topic/name", vec![i])
+                    .unwrap()
+                    .qos(QoS::AtLeastOnce),
+            )
+            .await
+            .unwrap();
+    }
+    for i in 0..3u8 {
+        let m = recv(&mut messages).await;
+        // The alias was resolved: subscribers see the topic.
+        assert_eq!(m.topic(), "alias/long/topic/name");
+        assert_eq!(m.payload(), &[i]);
+    }
+    b.broker.shutdown().await;
+}
+
+/// Denies subscriptions under `secret/` and publishes under `readonly/`,
+/// and stamps every routed message with a user property.
+struct Policy;
+
+impl mqtt_broker_core::Hooks for Policy {
+    fn authorize_subscribe(&self, _: &mqtt_broker_core::ClientInfo, filter: &TopicFilter) -> bool {
+        !filter.as_str().starts_with("secret/")
+    }
+    fn authorize_publish(&self, _: &mqtt_broker_core::ClientInfo, p: &Publish) -> bool {
+        !p.topic().starts_with("readonly/")
+    }
+    fn on_message(&self, client: &mqtt_broker_core::ClientInfo, mut p: Publish) -> Option<Publish> {
+        if p.topic().ends_with("/drop") {
+            return None;
+        }
+        p.properties_mut()
+            .user_properties
+            .push(mqtt_codec::UserProperty {
+                name: MqttStr::try_from("sender").unwrap(),
+                value: MqttStr::try_from(&*client.client_id).unwrap(),
+            });
+        Some(p)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_authorize_and_intercept() {
+    let broker = Broker::new(BrokerConfig::default(), Arc::new(Policy));
+    let port = broker
+        .listen(ListenerConfig::Tcp("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap()
+        .port();
+    let url = format!("mqtt://127.0.0.1:{port}");
+    for v in VERSIONS {
+        let (c, mut messages) = ClientBuilder::new(&url)
+            .unwrap()
+            .version(v)
+            .connect()
+            .await
+            .unwrap();
+        let suback = c
+            .subscribe_with(
+                vec![
+                    subscription("secret/#", QoS::AtLeastOnce),
+                    subscription("open/#", QoS::AtLeastOnce),
+                    subscription("readonly/#", QoS::AtLeastOnce),
+                ],
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        let denied = if v.is_v5() {
+            mqtt_codec::SubAckReason::NotAuthorized
+        } else {
+            mqtt_codec::SubAckReason::UnspecifiedError
+        };
+        assert_eq!(suback.reasons[0], denied);
+        assert_eq!(suback.reasons[1], mqtt_codec::SubAckReason::GrantedQoS1);
+        c.publish(
+            Message::new("readonly/x", "no")
+                .unwrap()
+                .qos(QoS::AtLeastOnce),
+        )
+        .await
+        .unwrap();
+        c.publish(
+            Message::new("open/drop", "no")
+                .unwrap()
+                .qos(QoS::AtLeastOnce),
+        )
+        .await
+        .unwrap();
+        c.publish(Message::new("open/x", "yes").unwrap().qos(QoS::AtLeastOnce))
+            .await
+            .unwrap();
+        let m = recv(&mut messages).await;
+        assert_eq!(m.topic(), "open/x");
+        if v.is_v5() {
+            assert_eq!(m.properties().user_properties[0].name.as_str(), "sender");
+        }
+        none_within(&mut messages, Duration::from_millis(200)).await;
+        c.disconnect().await.unwrap();
+    }
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_never_reads_stays_bounded_and_others_get_everything() {
+    let mut config = BrokerConfig {
+        mailbox_limit: 2000,
+        ..Default::default()
+    };
+    config.session.max_queued = 100;
+    let b = start(config).await;
+    let v = ProtocolVersion::V5;
+    // Never reads: its stream fills, the client stops reading, TCP backs up.
+    let (stuck, _stuck_messages) = b
+        .client(&b.url(), v, "stuck")
+        .incoming_capacity(1)
+        .connect()
+        .await
+        .unwrap();
+    stuck.subscribe("flood/#", QoS::AtLeastOnce).await.unwrap();
+    let (ok, mut messages) = b.client(&b.url(), v, "ok").connect().await.unwrap();
+    ok.subscribe("flood/#", QoS::AtLeastOnce).await.unwrap();
+    let (publisher, _) = b
+        .client(&b.url(), v, "flooder")
+        .queue_limit(1000)
+        .connect()
+        .await
+        .unwrap();
+    let n = 20_000u32;
+    let payload = vec![0u8; 512];
+    let sending = tokio::spawn(async move {
+        let mut pending = Vec::new();
+        for i in 0..n {
+            let mut p = payload.clone();
+            p[..4].copy_from_slice(&i.to_be_bytes());
+            pending.push(
+                publisher
+                    .enqueue(Message::new("flood/x", p).unwrap().qos(QoS::AtLeastOnce))
+                    .await
+                    .unwrap(),
+            );
+        }
+        for d in pending {
+            d.await.unwrap();
+        }
+    });
+    for i in 0..n {
+        let m = recv(&mut messages).await;
+        assert_eq!(u32::from_be_bytes(m.payload()[..4].try_into().unwrap()), i);
+    }
+    tokio::time::timeout(WAIT, sending).await.unwrap().unwrap();
+    // The stuck subscriber's share was bounded and the excess dropped, counted.
+    assert!(
+        b.broker
+            .stats()
+            .messages_dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
+    b.broker.shutdown().await;
+}
