@@ -221,6 +221,7 @@ async fn retained_messages_reach_later_subscribers_and_empty_payload_clears() {
             .await
             .unwrap();
         let m = recv(&mut messages).await;
+        // 3.1.1 [MQTT-3.3.1-8]: sent because of a new subscription: RETAIN 1.
         assert!(m.retain);
         assert_eq!(m.payload(), b"on");
         // [MQTT-3.3.1-6]: delivered normally, then nothing retained.
@@ -1133,6 +1134,7 @@ async fn a_subscriber_that_never_reads_stays_bounded_and_others_get_everything()
             d.await.unwrap();
         }
     });
+    // [MQTT-4.6.0-5], [MQTT-4.6.0-6]: in the order published.
     for i in 0..n {
         let m = recv(&mut messages).await;
         assert_eq!(u32::from_be_bytes(m.payload()[..4].try_into().unwrap()), i);
@@ -1146,5 +1148,257 @@ async fn a_subscriber_that_never_reads_stays_bounded_and_others_get_everything()
             .load(std::sync::atomic::Ordering::Relaxed)
             > 0
     );
+    b.broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connack_follows_the_rules_for_sessions_and_identifiers() {
+    let b = start(BrokerConfig::default()).await;
+    for v in VERSIONS {
+        // [MQTT-3.1.3-5]: 23 characters of 0-9a-zA-Z are accepted.
+        let id = if v.is_v5() {
+            "abcdefghijklmnopqrstuvw"
+        } else {
+            "ABCDEFGHIJ0123456789xyz"
+        };
+        let (c, _) = b
+            .client(&b.url(), v, id)
+            .clean_start(false)
+            .session_expiry(Duration::from_secs(60))
+            .connect()
+            .await
+            .unwrap();
+        // [MQTT-3.1.4-4], [MQTT-3.1.4-5]: accepted with 0x00.
+        let connack = c.connack().unwrap();
+        assert_eq!(connack.reason, mqtt_codec::ConnectReason::Success);
+        if v.is_v5() {
+            // [MQTT-3.1.2-28], [MQTT-4.12.0-6]: nothing asked, nothing sent.
+            assert!(connack.properties.response_information.is_none());
+            assert!(connack.properties.authentication_method.is_none());
+        }
+        c.disconnect().await.unwrap();
+        // [MQTT-3.1.3-2]: the session is found by client id ...
+        let (c, _) = b
+            .client(&b.url(), v, id)
+            .clean_start(false)
+            .session_expiry(Duration::from_secs(60))
+            .connect()
+            .await
+            .unwrap();
+        assert!(c.connack().unwrap().session_present);
+        c.disconnect().await.unwrap();
+        // ... and Clean Start discards it ([MQTT-3.1.2-4], 3.1.1 [MQTT-3.2.2-1]).
+        let (c, _) = b
+            .client(&b.url(), v, id)
+            .clean_start(true)
+            .connect()
+            .await
+            .unwrap();
+        assert!(!c.connack().unwrap().session_present);
+        c.disconnect().await.unwrap();
+    }
+    // [MQTT-4.12.0-1]: an Authentication Method nobody handles: 0x8C.
+    let mut connect = Connect::new(ProtocolVersion::V5, MqttStr::try_from("auth").unwrap());
+    connect.properties.authentication_method = Some(MqttStr::try_from("SCRAM-SHA-256").unwrap());
+    let mut bytes = BytesMut::new();
+    connect.encode(ProtocolVersion::V5, &mut bytes).unwrap();
+    let mut s = raw(b.tcp).await;
+    s.write_all(&bytes).await.unwrap();
+    let got = read_until_closed(&mut s, ProtocolVersion::V5).await;
+    assert!(
+        matches!(&got[..], [Packet::ConnAck(c)] if c.reason == mqtt_codec::ConnectReason::BadAuthenticationMethod),
+        "{got:?}"
+    );
+    // [MQTT-3.1.2-2] (3.1.1 [MQTT-3.1.2-2]): an unknown protocol level is refused with 0x84 / 1.
+    let mut s = raw(b.tcp).await;
+    s.write_all(&[0x10, 10, 0, 4, b'M', b'Q', b'T', b'T', 9, 2, 0, 60])
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut reply))
+        .await
+        .unwrap();
+    assert!(reply.is_empty() || reply[0] == 0x20, "{reply:?}");
+    if reply.len() >= 4 {
+        assert!(reply[3] == 0x01 || reply[3] == 0x84, "{reply:?}");
+    }
+    b.broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_and_unsubscribe_with_several_filters() {
+    let b = start(BrokerConfig::default()).await;
+    for v in VERSIONS {
+        let tag = format!("multi{}", u8::from(v.is_v5()));
+        let (c, mut messages) = b
+            .client(&b.url(), v, &format!("{tag}-c"))
+            .connect()
+            .await
+            .unwrap();
+        // [MQTT-3.8.4-5], [MQTT-3.8.4-6], [MQTT-3.8.4-7], [MQTT-3.9.3-1]: one code per filter, in order.
+        let suback = c
+            .subscribe_with(
+                vec![
+                    subscription(&format!("{tag}/a"), QoS::ExactlyOnce),
+                    subscription(&format!("{tag}/b"), QoS::AtMostOnce),
+                    subscription(&format!("{tag}/c/+"), QoS::AtLeastOnce),
+                ],
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        use mqtt_codec::SubAckReason::*;
+        assert_eq!(suback.reasons, vec![GrantedQoS2, GrantedQoS0, GrantedQoS1]);
+        // [MQTT-3.10.4-5], [MQTT-3.10.4-6], [MQTT-3.11.3-1]: one UNSUBACK, also for what did not exist.
+        let unsuback = c
+            .unsubscribe_with(
+                vec![
+                    TopicFilter::try_from(format!("{tag}/a").as_str()).unwrap(),
+                    TopicFilter::try_from(format!("{tag}/zzz").as_str()).unwrap(),
+                ],
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        if v.is_v5() {
+            assert_eq!(
+                unsuback.reasons,
+                vec![
+                    mqtt_codec::UnsubAckReason::Success,
+                    mqtt_codec::UnsubAckReason::NoSubscriptionExisted
+                ]
+            );
+        }
+        // [MQTT-3.10.4-2]: nothing more through the removed filter.
+        c.publish(
+            Message::new(&format!("{tag}/a"), "x")
+                .unwrap()
+                .qos(QoS::AtLeastOnce),
+        )
+        .await
+        .unwrap();
+        c.publish(
+            Message::new(&format!("{tag}/b"), "y")
+                .unwrap()
+                .qos(QoS::AtLeastOnce),
+        )
+        .await
+        .unwrap();
+        let m = recv(&mut messages).await;
+        assert_eq!(m.topic(), format!("{tag}/b"));
+        // [MQTT-3.8.4-8]: delivered at the granted QoS 0.
+        assert_eq!(m.qos(), QoS::AtMostOnce);
+        none_within(&mut messages, Duration::from_millis(200)).await;
+        // [MQTT-3.3.1-8]: RETAIN 0 leaves the retained message alone.
+        c.publish(
+            Message::new(&format!("{tag}/c/r"), "kept")
+                .unwrap()
+                .qos(QoS::AtLeastOnce)
+                .retain(true),
+        )
+        .await
+        .unwrap();
+        let _ = recv(&mut messages).await;
+        c.publish(
+            Message::new(&format!("{tag}/c/r"), "live")
+                .unwrap()
+                .qos(QoS::AtLeastOnce),
+        )
+        .await
+        .unwrap();
+        let _ = recv(&mut messages).await;
+        let (late, mut late_messages) = b
+            .client(&b.url(), v, &format!("{tag}-late"))
+            .connect()
+            .await
+            .unwrap();
+        late.subscribe(&format!("{tag}/c/+"), QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        assert_eq!(recv(&mut late_messages).await.payload(), b"kept");
+    }
+    b.broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_subscriptions_give_one_copy_with_every_identifier() {
+    let b = start(BrokerConfig::default()).await;
+    let v = ProtocolVersion::V5;
+    let (c, mut messages) = b.client(&b.url(), v, "overlap").connect().await.unwrap();
+    for (filter, qos, id) in [("ov/+", QoS::AtMostOnce, 1), ("ov/#", QoS::ExactlyOnce, 2)] {
+        let props = mqtt_codec::SubscribeProperties {
+            subscription_identifier: std::num::NonZeroU32::new(id),
+            ..Default::default()
+        };
+        c.subscribe_with(vec![subscription(filter, qos)], props)
+            .await
+            .unwrap();
+    }
+    let (p, _) = b
+        .client(&b.url(), v, "overlap-pub")
+        .connect()
+        .await
+        .unwrap();
+    p.publish(Message::new("ov/x", "one").unwrap().qos(QoS::ExactlyOnce))
+        .await
+        .unwrap();
+    let m = recv(&mut messages).await;
+    // [MQTT-3.3.4-2], [MQTT-3.3.5-1]: one copy at the highest QoS;
+    // [MQTT-3.3.4-3], [MQTT-3.3.4-4]: with both identifiers.
+    assert_eq!(m.qos(), QoS::ExactlyOnce);
+    let mut ids: Vec<u32> = m
+        .properties()
+        .subscription_identifiers
+        .iter()
+        .map(|i| i.get())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec![1, 2]);
+    none_within(&mut messages, Duration::from_millis(200)).await;
+    b.broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reduced_maximum_qos_and_client_maximum_packet_size() {
+    let mut config = BrokerConfig::default();
+    config.session.maximum_qos = QoS::AtLeastOnce;
+    let b = start(config).await;
+    let v = ProtocolVersion::V5;
+    let (c, mut messages) = b
+        .client(&b.url(), v, "small")
+        .maximum_packet_size(std::num::NonZeroU32::new(200).unwrap())
+        .connect()
+        .await
+        .unwrap();
+    // [MQTT-3.2.2-9]: announced.
+    assert_eq!(
+        c.connack().unwrap().properties.maximum_qos,
+        Some(QoS::AtLeastOnce)
+    );
+    // [MQTT-3.2.2-10]: a QoS 2 subscription is accepted (granted at most 1).
+    let suback = c.subscribe("mq/#", QoS::ExactlyOnce).await.unwrap();
+    assert_eq!(suback.reasons, vec![mqtt_codec::SubAckReason::GrantedQoS1]);
+    // A shared member granted QoS 0 gets QoS 0 ([MQTT-4.8.2-3]).
+    let (member, mut member_messages) = b.client(&b.url(), v, "member").connect().await.unwrap();
+    member
+        .subscribe("$share/g/mq/#", QoS::AtMostOnce)
+        .await
+        .unwrap();
+    let (p, _) = b.client(&b.url(), v, "mq-pub").connect().await.unwrap();
+    // [MQTT-3.1.2-25]: too large for "small": dropped for it, not for others.
+    p.publish(
+        Message::new("mq/big", vec![1u8; 500])
+            .unwrap()
+            .qos(QoS::AtLeastOnce),
+    )
+    .await
+    .unwrap();
+    p.publish(Message::new("mq/small", "s").unwrap().qos(QoS::AtLeastOnce))
+        .await
+        .unwrap();
+    assert_eq!(recv(&mut messages).await.topic(), "mq/small");
+    let first = recv(&mut member_messages).await;
+    assert_eq!(first.topic(), "mq/big");
+    assert_eq!(first.qos(), QoS::AtMostOnce);
     b.broker.shutdown().await;
 }

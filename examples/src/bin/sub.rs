@@ -56,12 +56,13 @@ struct Cli {
     help: Option<bool>,
 }
 
-async fn run(cli: Cli) -> Result<(), mqtt_client::Error> {
+async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let mut b = cli.connection.builder()?.clean_start(!cli.keep_session);
     if let Some(x) = cli.session_expiry {
         b = b.session_expiry(Duration::from_secs(x));
     }
     let (client, mut messages) = b.connect().await?;
+    let mut events = client.events();
     let mut subscriptions = Vec::new();
     for t in &cli.topics {
         let mut options = SubscriptionOptions::qos(qos(cli.qos));
@@ -99,7 +100,17 @@ async fn run(cli: Cli) -> Result<(), mqtt_client::Error> {
                 _ = tokio::signal::ctrl_c() => break,
             },
         };
-        let Some(m) = m else { break };
+        let Some(m) = m else {
+            // The connection ended: say why.
+            while let Ok(Some(event)) =
+                tokio::time::timeout(Duration::from_millis(200), events.recv()).await
+            {
+                if let mqtt_client::ConnectionEvent::Disconnected(e) = event {
+                    return Err(format!("connection lost: {e}").into());
+                }
+            }
+            return Err("connection lost".into());
+        };
         if cli.no_retained && m.retain {
             continue;
         }
@@ -119,7 +130,7 @@ async fn run(cli: Cli) -> Result<(), mqtt_client::Error> {
             break;
         }
     }
-    client.disconnect().await
+    Ok(client.disconnect().await?)
 }
 
 #[tokio::main]

@@ -1,0 +1,216 @@
+//! The example `broker` binary: flags, config file, status page, serving
+//! mosquitto_pub / mosquitto_sub and our pub / sub over TCP and WebSocket,
+//! and a graceful stop on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use mqtt_test_support::brokers::{free_port, wait_for_port};
+use std::{process::Stdio, time::Duration};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    process::{Child, Command},
+};
+
+const BROKER: &str = env!("CARGO_BIN_EXE_broker");
+const PUB: &str = env!("CARGO_BIN_EXE_pub");
+const SUB: &str = env!("CARGO_BIN_EXE_sub");
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.start_kill();
+    }
+}
+
+async fn broker(args: &[&str], wait: u16) -> Running {
+    let child = Command::new(BROKER)
+        .args(args)
+        .args(["--log", "warn"])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_for_port(wait).await;
+    Running(child)
+}
+
+async fn run(cmd: &mut Command) -> String {
+    let out = tokio::time::timeout(Duration::from_secs(20), cmd.output())
+        .await
+        .expect("in time")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn help_explains_every_listener_flag() {
+    let help = run(Command::new(BROKER).arg("--help")).await;
+    for flag in [
+        "--tcp", "--ws", "--tls", "--wss", "--config", "--cert", "--key",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+}
+
+#[tokio::test]
+async fn serves_tcp_and_websocket_with_a_status_page() {
+    let (tcp, ws) = (free_port(), free_port());
+    let _b = broker(
+        &[
+            "--tcp",
+            &format!("127.0.0.1:{tcp}"),
+            "--ws",
+            &format!("127.0.0.1:{ws}"),
+        ],
+        ws,
+    )
+    .await;
+    wait_for_port(tcp).await;
+    // Our tools over TCP and WebSocket, both versions, retained.
+    for v in ["mqttv311", "mqttv5"] {
+        let topic = format!("bin/{v}");
+        run(Command::new(PUB).args([
+            "-p",
+            &tcp.to_string(),
+            "-V",
+            v,
+            "-t",
+            &topic,
+            "-m",
+            "tcp",
+            "-q",
+            "1",
+            "-r",
+        ]))
+        .await;
+        let got = run(Command::new(SUB).args([
+            "-L",
+            &format!("ws://127.0.0.1:{ws}/mqtt"),
+            "-V",
+            v,
+            "-t",
+            &topic,
+            "-C",
+            "1",
+            "-W",
+            "10",
+        ]))
+        .await;
+        assert_eq!(got.trim(), "tcp");
+    }
+    // mosquitto's own tools, when installed.
+    if let Some(mosquitto_sub) = mqtt_test_support::program("broker_bin_mosquitto", "mosquitto_sub")
+    {
+        let got = run(Command::new(mosquitto_sub).args([
+            "-p",
+            &tcp.to_string(),
+            "-t",
+            "bin/mqttv5",
+            "-C",
+            "1",
+            "-W",
+            "10",
+        ]))
+        .await;
+        assert_eq!(got.trim(), "tcp");
+    }
+    // A plain HTTP GET on the WebSocket port: the status page.
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", ws))
+        .await
+        .unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut page = String::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut page))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("retained 2"), "{page}");
+}
+
+#[tokio::test]
+async fn reads_a_config_file_and_stops_on_sigterm() {
+    let (tcp, ws) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("broker-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("broker.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[listeners]\ntcp = [\"127.0.0.1:{tcp}\"]\nws = [\"127.0.0.1:{ws}\"]\n\n[limits]\nmax_packet_size = 2048\nmax_keep_alive = 30\n"
+        ),
+    )
+    .unwrap();
+    let mut b = broker(&["--config", config.to_str().unwrap()], tcp).await;
+    // max_packet_size is enforced: a 4 KiB message is refused.
+    let big = "x".repeat(4096);
+    let out = Command::new(PUB)
+        .args([
+            "-p",
+            &tcp.to_string(),
+            "-V",
+            "mqttv5",
+            "-t",
+            "cfg/big",
+            "-m",
+            &big,
+            "-q",
+            "1",
+        ])
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    // A subscriber that stays connected is told the server is shutting down.
+    let sub = Command::new(SUB)
+        .args([
+            "-p",
+            &tcp.to_string(),
+            "-V",
+            "mqttv5",
+            "-t",
+            "cfg/#",
+            "-W",
+            "20",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = b.0.id().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), b.0.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::time::timeout(Duration::from_secs(10), sub.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ShuttingDown") || err.contains("shutting down"),
+        "{err}"
+    );
+    // An unknown key in the file is an error, not ignored.
+    std::fs::write(&config, "[limits]\nmax_paket_size = 1\n").unwrap();
+    let out = Command::new(BROKER)
+        .args(["--config", config.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_paket_size"));
+}
