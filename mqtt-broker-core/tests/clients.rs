@@ -158,6 +158,7 @@ async fn v5_properties_pass_through_and_subscription_identifiers_are_set() {
         .response_topic("props/reply")
         .unwrap()
         .correlation_data(&b"c1"[..])
+        .payload_format(mqtt_codec::PayloadFormat::Utf8)
         .user_property("a", "1")
         .unwrap()
         .user_property("b", "2")
@@ -167,7 +168,11 @@ async fn v5_properties_pass_through_and_subscription_identifiers_are_set() {
     publisher.publish(m).await.unwrap();
     let got = recv(&mut messages).await;
     let p = got.properties();
-    // [MQTT-3.3.2-15], [MQTT-3.3.2-16], [MQTT-3.3.2-17], [MQTT-3.3.2-18], [MQTT-3.3.2-20]
+    // [MQTT-3.3.2-4], [MQTT-3.3.2-15], [MQTT-3.3.2-16], [MQTT-3.3.2-17], [MQTT-3.3.2-18], [MQTT-3.3.2-20]
+    assert_eq!(
+        p.payload_format_indicator,
+        Some(mqtt_codec::PayloadFormat::Utf8)
+    );
     assert_eq!(
         p.content_type.as_ref().unwrap().as_str(),
         "application/json"
@@ -1400,5 +1405,215 @@ async fn reduced_maximum_qos_and_client_maximum_packet_size() {
     let first = recv(&mut member_messages).await;
     assert_eq!(first.topic(), "mq/big");
     assert_eq!(first.qos(), QoS::AtMostOnce);
+    b.broker.shutdown().await;
+}
+
+const PAHO_V5: &str = r#"
+import sys, time, paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+host, port, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+V2 = mqtt.CallbackAPIVersion.VERSION2
+
+def client(cid, clean=True, expiry=None):
+    c = mqtt.Client(V2, client_id=cid, protocol=mqtt.MQTTv5)
+    got = []
+    c.on_message = lambda cl, u, m: got.append(m)
+    props = None
+    if expiry is not None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = expiry
+    return c, got, props
+
+def wait(got, n):
+    deadline = time.time() + 5
+    while len(got) < n and time.time() < deadline:
+        time.sleep(0.02)
+
+if mode == "will":
+    # Connects with a will, then waits to be killed.
+    c, _, _ = client("paho-will")
+    c.will_set("pv5/will", "paho gone", qos=1)
+    c.connect(host, port)
+    c.loop_start()
+    print("READY", flush=True)
+    time.sleep(60)
+elif mode == "resume":
+    # Persistent session: messages published while offline arrive on return.
+    c, got, props = client("paho-resume", expiry=60)
+    c.connect(host, port, clean_start=False, properties=props)
+    c.loop_start()
+    c.subscribe("pv5/queued", qos=1)
+    time.sleep(0.3)
+    c.disconnect()
+    c.loop_stop()
+    p, _, _ = client("paho-resume-pub")
+    p.connect(host, port)
+    p.loop_start()
+    for i in range(3):
+        p.publish("pv5/queued", "q%d" % i, qos=1).wait_for_publish(5)
+    p.disconnect()
+    p.loop_stop()
+    c, got, props = client("paho-resume", expiry=60)
+    present = []
+    c.on_connect = lambda cl, u, flags, rc, pr: present.append(flags.session_present)
+    c.on_message = lambda cl, u, m: got.append(m)
+    c.connect(host, port, clean_start=False, properties=props)
+    c.loop_start()
+    wait(got, 3)
+    c.disconnect()
+    c.loop_stop()
+    print("present", present[0] if present else None)
+    for m in got:
+        print(m.topic, m.payload.decode())
+elif mode == "shared":
+    # Two members of one shared group, and user properties in order.
+    members = []
+    for i in range(2):
+        c, got, _ = client("paho-member%d" % i)
+        c.connect(host, port)
+        c.loop_start()
+        c.subscribe("$share/grp/pv5/jobs", qos=1)
+        members.append((c, got))
+    time.sleep(0.3)
+    p, _, _ = client("paho-boss")
+    p.connect(host, port)
+    p.loop_start()
+    for i in range(10):
+        props = Properties(PacketTypes.PUBLISH)
+        props.UserProperty = [("a", "1"), ("b", "2"), ("a", "3")]
+        props.ContentType = "text/plain"
+        p.publish("pv5/jobs", "j%d" % i, qos=1, properties=props).wait_for_publish(5)
+    deadline = time.time() + 5
+    while sum(len(g) for _, g in members) < 10 and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)
+    counts = [len(g) for _, g in members]
+    m = members[0][1][0]
+    print("counts", counts[0], counts[1])
+    print("props", m.properties.UserProperty, m.properties.ContentType)
+    for c, _ in members:
+        c.disconnect()
+        c.loop_stop()
+    p.disconnect()
+    p.loop_stop()
+"#;
+
+/// paho-mqtt in MQTT 5: will on a killed client, a resumed session with
+/// queued messages, a shared group of two, user properties in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paho_v5_will_resume_shared_and_properties() {
+    let Some(python) = mqtt_test_support::python_with("broker_paho_v5", "paho.mqtt.client") else {
+        return;
+    };
+    let b = start(BrokerConfig::default()).await;
+    let dir = std::env::temp_dir().join(format!("broker-paho5-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("c.py");
+    std::fs::write(&script, PAHO_V5).unwrap();
+    let port = b.tcp.to_string();
+    let run = |mode: &'static str| {
+        let mut cmd = tokio::process::Command::new(&python);
+        cmd.arg(&script)
+            .args(["127.0.0.1", &port, mode])
+            .kill_on_drop(true);
+        cmd
+    };
+
+    // Will: the process is killed, so the connection ends without DISCONNECT.
+    let (watcher, mut messages) = b
+        .client(&b.url(), ProtocolVersion::V5, "paho-watch")
+        .connect()
+        .await
+        .unwrap();
+    watcher
+        .subscribe("pv5/will", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let mut will = run("will")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = tokio::io::BufReader::new(will.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::time::timeout(
+        WAIT,
+        tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(line.trim(), "READY");
+    will.start_kill().unwrap();
+    let m = recv(&mut messages).await;
+    assert_eq!(m.payload(), b"paho gone");
+
+    let text = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let resume = text(
+        tokio::time::timeout(Duration::from_secs(20), run("resume").output())
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    assert_eq!(
+        resume.trim(),
+        "present True\npv5/queued q0\npv5/queued q1\npv5/queued q2"
+    );
+
+    let shared = text(
+        tokio::time::timeout(Duration::from_secs(20), run("shared").output())
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    let mut lines = shared.lines();
+    assert_eq!(lines.next(), Some("counts 5 5"), "{shared}");
+    assert_eq!(
+        lines.next(),
+        Some("props [('a', '1'), ('b', '2'), ('a', '3')] text/plain"),
+        "{shared}"
+    );
+    b.broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnect_with_will_message_publishes_the_will() {
+    let b = start(BrokerConfig::default()).await;
+    let v = ProtocolVersion::V5;
+    let (sub, mut messages) = b.client(&b.url(), v, "dww-sub").connect().await.unwrap();
+    sub.subscribe("dww/#", QoS::AtLeastOnce).await.unwrap();
+    let mut s = raw(b.tcp).await;
+    let will = Will::new(TopicName::try_from("dww/gone").unwrap(), &b"asked for"[..]);
+    s.write_all(&connect_bytes(v, "dww", Some(will)))
+        .await
+        .unwrap();
+    let mut buf = BytesMut::new();
+    mqtt_codec::Disconnect::new(DisconnectReason::DisconnectWithWillMessage)
+        .encode(v, &mut buf)
+        .unwrap();
+    s.write_all(&buf).await.unwrap();
+    let _ = read_until_closed(&mut s, v).await;
+    // [MQTT-3.1.2-8]: 0x04 keeps the will.
+    assert_eq!(recv(&mut messages).await.payload(), b"asked for");
+    b.broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_keep_alive_caps_the_clients() {
+    let config = BrokerConfig {
+        max_keep_alive: Some(20),
+        ..Default::default()
+    };
+    let b = start(config).await;
+    let (c, _) = b
+        .client(&b.url(), ProtocolVersion::V5, "ka")
+        .keep_alive(Duration::from_secs(300))
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(c.connack().unwrap().properties.server_keep_alive, Some(20));
     b.broker.shutdown().await;
 }
