@@ -22,6 +22,9 @@ use tokio::{
 };
 use tracing::{debug, info, warn};
 
+/// Longest wait between sweeps of wills, sessions and retained messages.
+const SWEEP_PERIOD: Duration = Duration::from_secs(60);
+
 /// Broker-wide settings.
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
@@ -172,8 +175,10 @@ impl Broker {
             loop {
                 let Some(shared) = weak.upgrade() else { return };
                 let next = shared.lock().sweep(Instant::now());
-                let sleep = next.map_or(Duration::from_secs(3600), |t| {
+                // At least once a minute, to purge expired retained messages.
+                let sleep = next.map_or(SWEEP_PERIOD, |t| {
                     t.saturating_duration_since(Instant::now())
+                        .min(SWEEP_PERIOD)
                 });
                 let mut shutdown = shared.shutdown.subscribe();
                 let wake = async {

@@ -38,6 +38,8 @@ const READ_CHUNK: usize = 16 * 1024;
 const MAILBOX_BATCH: usize = 256;
 /// How long a closed connection waits for the peer to close its side.
 const LINGER: Duration = Duration::from_millis(500);
+/// How long an ending connection may take to write its last packets.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a takeover waits for the old connection's session state.
 const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -192,6 +194,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
     let mut out = OutQueue::new();
     let mut shutdown = shared.shutdown.subscribe();
     let mut read_open = true;
+    let mut closing_since: Option<Instant> = None;
     loop {
         c.handle_events().await;
         c.fill_from_mailbox();
@@ -213,7 +216,20 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         // the maximum packet size): the session takes every complete one.
         rbuf.reserve(READ_CHUNK);
         let deadline = c.session.poll_timeout().map(|t| c.to_instant(t));
-        let mailbox = c.accepted.as_ref().map(|a| a.mailbox.clone());
+        let mailbox = c
+            .accepted
+            .as_ref()
+            .filter(|_| c.ended.is_none() && !c.handed_over)
+            .map(|a| a.mailbox.clone());
+        // A connection that is ending gets CLOSE_TIMEOUT to take its last bytes.
+        if c.ended.is_some() && closing_since.is_none() {
+            closing_since = Some(Instant::now());
+        }
+        let close_by = closing_since.map(|t| t + CLOSE_TIMEOUT);
+        if close_by.is_some_and(|t| Instant::now() >= t) {
+            debug!(%peer, "peer did not take the last bytes in time");
+            break;
+        }
         tokio::select! {
             biased;
             ctl = c.control.1.recv() => {
@@ -239,7 +255,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
                     out = OutQueue::new();
                 }
             }
-            r = rd.read_buf(&mut rbuf), if read_open && !c.session.is_closed() => {
+            r = rd.read_buf(&mut rbuf), if read_open && c.ended.is_none() && !c.session.is_closed() && out.len < WRITE_HIGH => {
                 match r {
                     Ok(0) | Err(_) => {
                         c.session.connection_lost();
@@ -255,13 +271,14 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
                 }
             }
             _ = wait_mailbox(mailbox.as_deref()), if mailbox.is_some() && c.session.in_flight() < usize::MAX => {}
+            _ = sleep_until(close_by), if close_by.is_some() => {}
             _ = sleep_until(deadline), if deadline.is_some() => {
                 let now = c.now();
                 c.session.handle_timeout(now);
             }
         }
     }
-    let _ = wr.shutdown().await;
+    let _ = tokio::time::timeout(LINGER, wr.shutdown()).await;
     // Lingering close: let the peer finish (a WebSocket peer answers our
     // Close frame) instead of resetting it with unread data, for a moment.
     if read_open {
@@ -461,10 +478,18 @@ impl Conn {
                 return;
             };
             let stored = record.stored.take();
-            record.live = Some(Live {
+            // Another connection for this id may have got in during the
+            // takeover wait: it is taken over in turn.
+            if let Some(prev) = record.live.replace(Live {
                 id: self.id,
                 control,
-            });
+            }) {
+                let _ = prev.control.send(Control::Kick {
+                    reason: DisconnectReason::SessionTakenOver,
+                    handover: None,
+                    continues: false,
+                });
+            }
             record.expiry = expiry;
             record.expires_at = None;
             let mailbox = record.mailbox.clone();
@@ -653,7 +678,9 @@ impl Conn {
     /// them; counts down Message Expiry and drops expired ones.
     fn fill_from_mailbox(&mut self) {
         let Some(a) = &self.accepted else { return };
-        if self.session.is_closed() {
+        // Once the connection is ending (or its state was handed over) the
+        // mailbox belongs to whoever holds the session next.
+        if self.session.is_closed() || self.handed_over || self.ended.is_some() {
             return;
         }
         let now = Instant::now();
@@ -691,11 +718,21 @@ impl Conn {
         let reason = self.ended.take();
         info!(client_id = %a.client.client_id, reason = ?reason, "client disconnected");
         let mut state = self.shared.lock();
+        // Ours unless a newer connection took it over. A takeover that was
+        // asked for after this connection stopped listening (its `live`
+        // taken, the request never answered) still leaves it ours: the newer
+        // connection finds the stored state once this one is gone.
         let ours = state
             .sessions
             .get(&a.client.client_id)
-            .is_some_and(|r| r.live.as_ref().is_some_and(|l| l.id == self.id));
-        let expiry = self.session.disconnect_session_expiry().unwrap_or(a.expiry);
+            .is_some_and(|r| match &r.live {
+                Some(l) => l.id == self.id,
+                None => !self.handed_over,
+            });
+        let expiry = self
+            .session
+            .disconnect_session_expiry()
+            .map_or(a.expiry, |e| e.min(self.shared.config.max_session_expiry));
         if ours {
             if expiry == 0 {
                 state.remove_session(&a.client.client_id);

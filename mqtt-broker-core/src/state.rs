@@ -175,6 +175,7 @@ impl State {
     /// passed (publishing their pending wills, [MQTT-3.1.2-8]); returns the
     /// next deadline.
     pub(crate) fn sweep(&mut self, now: Instant) -> Option<Instant> {
+        self.retained.purge_expired(now);
         let expired: Vec<Arc<str>> = self
             .sessions
             .iter()

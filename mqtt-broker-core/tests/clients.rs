@@ -1617,3 +1617,62 @@ async fn server_keep_alive_caps_the_clients() {
     assert_eq!(c.connack().unwrap().properties.server_keep_alive, Some(20));
     b.broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_immediate_reconnect_resumes_the_session_it_left() {
+    let b = start(BrokerConfig::default()).await;
+    for v in VERSIONS {
+        let id = format!("quick{}", u8::from(v.is_v5()));
+        let builder = || {
+            b.client(&b.url(), v, &id)
+                .clean_start(false)
+                .session_expiry(Duration::from_secs(60))
+        };
+        let (c, _) = builder().connect().await.unwrap();
+        c.subscribe("quick/#", QoS::AtLeastOnce).await.unwrap();
+        drop(c); // every handle gone: the client disconnects
+        let (p, _) = b
+            .client(&b.url(), v, &format!("{id}-pub"))
+            .connect()
+            .await
+            .unwrap();
+        p.publish(
+            Message::new("quick/x", "while away")
+                .unwrap()
+                .qos(QoS::AtLeastOnce),
+        )
+        .await
+        .unwrap();
+        let (c, mut messages) = builder().connect().await.unwrap();
+        assert!(c.connack().unwrap().session_present);
+        assert_eq!(recv(&mut messages).await.payload(), b"while away");
+        c.disconnect().await.unwrap();
+    }
+    b.broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_sends_but_never_reads_is_closed() {
+    let b = start(BrokerConfig::default()).await;
+    let v = ProtocolVersion::V5;
+    let mut c = Connect::new(v, MqttStr::try_from("deaf").unwrap());
+    c.keep_alive = 1;
+    let mut bytes = BytesMut::new();
+    c.encode(v, &mut bytes).unwrap();
+    let s = raw(b.tcp).await;
+    let (_rd, mut wr) = s.into_split();
+    wr.write_all(&bytes).await.unwrap();
+    // PINGREQs without ever reading a PINGRESP: the broker stops reading
+    // once its answers back up, and the connection ends.
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        let ping = [0xC0u8, 0].repeat(4096);
+        loop {
+            if wr.write_all(&ping).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "still accepting bytes after 20 s");
+    b.broker.shutdown().await;
+}
