@@ -1068,6 +1068,7 @@ async fn hooks_authorize_and_intercept() {
         };
         assert_eq!(suback.reasons[0], denied);
         assert_eq!(suback.reasons[1], mqtt_codec::SubAckReason::GrantedQoS1);
+        // [MQTT-3.3.5-2]: an unauthorized PUBLISH is acknowledged normally.
         c.publish(
             Message::new("readonly/x", "no")
                 .unwrap()
