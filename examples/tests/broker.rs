@@ -214,3 +214,50 @@ async fn reads_a_config_file_and_stops_on_sigterm() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("max_paket_size"));
 }
+
+const BENCH: &str = env!("CARGO_BIN_EXE_mqtt-bench");
+
+/// The load tool against the example broker, briefly, in every scenario:
+/// it runs, reports JSON, and nothing is lost.
+#[tokio::test]
+async fn load_tool_runs_every_scenario_against_the_broker() {
+    let (tcp, ws) = (free_port(), free_port());
+    let b = broker(
+        &[
+            "--tcp",
+            &format!("127.0.0.1:{tcp}"),
+            "--ws",
+            &format!("127.0.0.1:{ws}"),
+        ],
+        tcp,
+    )
+    .await;
+    wait_for_port(ws).await;
+    let pid = b.0.id().unwrap().to_string();
+    let tcp_url = format!("mqtt://127.0.0.1:{tcp}");
+    let ws_url = format!("ws://127.0.0.1:{ws}/mqtt");
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["fanin", "-q", "0", "-n", "2000"],
+        vec!["fanin", "-q", "1", "-n", "2000", "-V", "5"],
+        vec!["fanin", "-q", "2", "-n", "1000"],
+        vec!["fanout", "-S", "5", "-q", "1", "-n", "500"],
+        vec!["pairs", "-P", "3", "-q", "1", "-n", "500"],
+        vec!["shared", "-P", "2", "-S", "3", "-q", "1", "-n", "500"],
+        vec!["pairs", "-P", "1", "-q", "0", "-n", "200", "-r", "2000"],
+    ];
+    for url in [&tcp_url, &ws_url] {
+        for args in &runs {
+            let out = run(Command::new(BENCH)
+                .args(args)
+                .args(["-L", url, "--pid", &pid]))
+            .await;
+            let json = out.lines().next().unwrap();
+            assert!(json.starts_with('{'), "{out}");
+            assert!(json.contains("\"lost\":0,"), "{args:?} over {url}: {out}");
+            assert!(json.contains("\"broker_cpu_s\":"), "{out}");
+        }
+    }
+    let out =
+        run(Command::new(BENCH).args(["conns", "-c", "200", "-L", &tcp_url, "--pid", &pid])).await;
+    assert!(out.contains("\"connects_per_s\":"), "{out}");
+}

@@ -121,6 +121,10 @@ impl OutQueue {
                 left = 0;
             }
         }
+        if self.chunks.is_empty() {
+            // A WebSocket connection sends what was written as a frame.
+            w.flush().await?;
+        }
         Ok(())
     }
 }
