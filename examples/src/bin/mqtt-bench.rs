@@ -12,7 +12,7 @@
 //! (a timestamp travels in each payload), messages lost, and, given the
 //! broker's PID, its CPU time and peak RSS: one JSON line, then text.
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{BufMut, BytesMut};
 use clap::{Parser, ValueEnum};
 use mqtt_codec::{
     Connect, Decoder, Encode, MqttStr, Packet, PacketId, ProtocolVersion, PubAck, PubComp, PubRec,
@@ -344,7 +344,7 @@ async fn publisher(
             };
             p.encode(v, &mut out)?;
             sent += 1;
-            if qos == QoS::AtMostOnce && sent % chunk as u64 == 0 {
+            if qos == QoS::AtMostOnce && sent.is_multiple_of(chunk as u64) {
                 out.put_slice(&[0xC0, 0]);
             }
             if interval.is_some() {
@@ -650,6 +650,5 @@ async fn conns(args: &Args, run_id: &str, _cpu0: Option<f64>) -> Result<(), Erro
         ))
     );
     drop(links);
-    let _ = Buf::remaining(&&[][..]);
     Ok(())
 }
