@@ -22,7 +22,9 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
 fi
 if ! command -v rumqttd >/dev/null 2>&1; then
   echo "installing rumqttd 0.20.0 (cargo install)"
-  cargo install --quiet --locked rumqttd --version 0.20.0 || echo "rumqttd could not be installed: it is left out"
+  # Its lock file pins metrics 0.22.1, which newer compilers reject: without
+  # --locked, cargo picks the fixed patch release.
+  cargo install --quiet rumqttd --version 0.20.0 || echo "rumqttd could not be installed: it is left out"
 fi
 cargo build --quiet --release -p mqtt-examples --bin broker --bin mqtt-bench
 exec python3 bench/compare.py --rounds "$rounds"
