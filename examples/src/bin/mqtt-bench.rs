@@ -127,7 +127,8 @@ async fn open(args: &Args, id: &str) -> Result<Link, Error> {
     let v = version(args);
     let (rd, mut wr) = tokio::io::split(conn);
     let mut c = Connect::new(v, MqttStr::try_from(id)?);
-    c.keep_alive = 0;
+    // Some brokers (rumqttd) refuse 0; runs are shorter than this.
+    c.keep_alive = 600;
     if v.is_v5() {
         c.properties.receive_maximum = std::num::NonZeroU16::new(u16::MAX);
     }
