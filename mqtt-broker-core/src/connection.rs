@@ -157,6 +157,10 @@ pub(crate) struct Conn {
     will_done: bool,
     ended: Option<ConnectionError>,
     batch: Vec<Queued>,
+    /// A subscriber's mailbox this publisher filled past its high-water
+    /// mark: reading pauses until it drains (or is found stuck), so that
+    /// acknowledged messages are not dropped for a merely slow subscriber.
+    congested: Option<Arc<Mailbox>>,
 }
 
 impl Conn {
@@ -189,6 +193,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         will_done: false,
         ended: None,
         batch: Vec::new(),
+        congested: None,
     };
     shared.stats.connections.fetch_add(1, Ordering::Relaxed);
     let peer = c.info.peer_addr;
@@ -200,6 +205,27 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
     let mut read_open = true;
     let mut closing_since: Option<Instant> = None;
     loop {
+        c.handle_events().await;
+        if c.congested
+            .as_ref()
+            .is_some_and(|m| !m.is_congested() || m.is_stuck(Instant::now()))
+        {
+            c.congested = None;
+        }
+        // Handle buffered packets one at a time, pausing (with the rest left
+        // in the buffer) as soon as a subscriber this publisher feeds falls
+        // behind.
+        while c.congested.is_none() && !c.session.is_closed() {
+            let now = c.now();
+            match c.session.handle_one(now, &mut rbuf) {
+                Ok(true) => c.handle_events().await,
+                Ok(false) => break,
+                Err(e) => {
+                    debug!(%peer, error = %e, "closing the connection");
+                    break;
+                }
+            }
+        }
         c.handle_events().await;
         c.fill_from_mailbox();
         let version = c.session.version();
@@ -220,6 +246,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         // the maximum packet size): the session takes every complete one.
         rbuf.reserve(READ_CHUNK);
         let deadline = c.session.poll_timeout().map(|t| c.to_instant(t));
+        let congested = c.congested.clone();
         let mailbox = c
             .accepted
             .as_ref()
@@ -259,7 +286,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
                     out = OutQueue::new();
                 }
             }
-            r = rd.read_buf(&mut rbuf), if read_open && c.ended.is_none() && !c.session.is_closed() && out.len < WRITE_HIGH => {
+            r = rd.read_buf(&mut rbuf), if read_open && c.ended.is_none() && !c.session.is_closed() && out.len < WRITE_HIGH && congested.is_none() => {
                 match r {
                     Ok(0) | Err(_) => {
                         c.session.connection_lost();
@@ -267,14 +294,11 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
                     }
                     Ok(n) => {
                         shared.stats.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
-                        let now = c.now();
-                        if let Err(e) = c.session.handle_bytes(now, &mut rbuf) {
-                            debug!(%peer, error = %e, "closing the connection");
-                        }
                     }
                 }
             }
             _ = wait_mailbox(mailbox.as_deref()), if mailbox.is_some() && c.session.in_flight() < usize::MAX => {}
+            _ = wait_space(congested.as_deref()), if congested.is_some() => {}
             _ = sleep_until(close_by), if close_by.is_some() => {}
             _ = sleep_until(deadline), if deadline.is_some() => {
                 let now = c.now();
@@ -307,6 +331,21 @@ async fn wait_mailbox(mailbox: Option<&Mailbox>) {
         Some(m) => m.notify.notified().await,
         None => std::future::pending().await,
     }
+}
+
+/// Waits until a congested mailbox has room (or a while, to look again
+/// whether it is stuck).
+async fn wait_space(mailbox: Option<&Mailbox>) {
+    let Some(m) = mailbox else {
+        return std::future::pending().await;
+    };
+    let notified = m.space.notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    if !m.is_congested() {
+        return;
+    }
+    let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -559,13 +598,17 @@ impl Conn {
         if publish.retain {
             state.retained.set(publish.clone(), now);
         }
-        let dropped = state.route(Some(&a.client.client_id), &publish, now);
+        let routed = state.route(Some(&a.client.client_id), &publish, now);
         drop(state);
-        if dropped > 0 {
+        if routed.dropped > 0 {
             self.shared
                 .stats
                 .messages_dropped
-                .fetch_add(dropped, Ordering::Relaxed);
+                .fetch_add(routed.dropped, Ordering::Relaxed);
+        }
+        if self.congested.is_none() && routed.congested.is_some() {
+            tracing::trace!(client_id = %a.client.client_id, "a subscriber is behind: pausing this publisher");
+            self.congested = routed.congested;
         }
     }
 
@@ -695,14 +738,18 @@ impl Conn {
                 return;
             }
             let mut items = std::mem::take(&mut self.batch).into_iter();
+            let mut delivered = false;
             while let Some(q) = items.next() {
                 let Some(p) = expire(&q.publish, q.at, now) else {
                     continue;
                 };
                 match self.session.deliver(p) {
-                    Ok(_) => {}
+                    Ok(_) => delivered = true,
                     Err(DeliverError::QueueFull(_)) => {
                         a.mailbox.put_back(std::iter::once(q).chain(items));
+                        if delivered {
+                            a.mailbox.made_progress(now);
+                        }
                         return;
                     }
                     Err(e) => {
@@ -710,6 +757,7 @@ impl Conn {
                     }
                 }
             }
+            a.mailbox.made_progress(now);
         }
     }
 

@@ -37,7 +37,17 @@ pub(crate) struct Mailbox {
     limit: usize,
     pub(crate) notify: Notify,
     pub(crate) dropped: AtomicU64,
+    /// Wakes publishers paused on this mailbox once it has room again.
+    pub(crate) space: Notify,
+    /// When its connection last took messages (ms since `created`).
+    progress_ms: AtomicU64,
+    created: Instant,
 }
+
+/// How long a mailbox may sit above its high-water mark without its
+/// connection taking anything before it counts as stuck: publishers are then
+/// no longer held for it, and its new messages are dropped at the limit.
+pub(crate) const STUCK_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Mailbox {
     pub(crate) fn new(limit: usize) -> Mailbox {
@@ -46,6 +56,9 @@ impl Mailbox {
             limit,
             notify: Notify::new(),
             dropped: AtomicU64::new(0),
+            space: Notify::new(),
+            progress_ms: AtomicU64::new(0),
+            created: Instant::now(),
         }
     }
 
@@ -66,12 +79,40 @@ impl Mailbox {
             let before = self.dropped.fetch_add(1, Ordering::Relaxed);
             return Push::Dropped { first: before == 0 };
         }
+        if q.is_empty() {
+            // The clock for "stuck" starts when messages start waiting.
+            let ms = at.saturating_duration_since(self.created).as_millis() as u64;
+            self.progress_ms.store(ms, Ordering::Relaxed);
+        }
         q.push_back(Queued { publish, at });
         drop(q);
         if online {
             self.notify.notify_one();
         }
         Push::Queued
+    }
+
+    /// Above the high-water mark (half the limit): publishers routing to it
+    /// should pause until it drains, unless it is stuck.
+    pub(crate) fn is_congested(&self) -> bool {
+        self.lock().len() >= self.limit / 2
+    }
+
+    /// Its connection has taken nothing for [`STUCK_AFTER`].
+    pub(crate) fn is_stuck(&self, now: Instant) -> bool {
+        let last = self.created
+            + std::time::Duration::from_millis(self.progress_ms.load(Ordering::Relaxed));
+        now.saturating_duration_since(last) >= STUCK_AFTER
+    }
+
+    /// The connection handed messages to its session: record the progress
+    /// and wake paused publishers when below the high-water mark.
+    pub(crate) fn made_progress(&self, now: Instant) {
+        let ms = now.saturating_duration_since(self.created).as_millis() as u64;
+        self.progress_ms.store(ms, Ordering::Relaxed);
+        if self.lock().len() < self.limit / 2 {
+            self.space.notify_waiters();
+        }
     }
 
     /// Takes up to `max` messages.

@@ -48,6 +48,15 @@ pub(crate) struct SessionRecord {
     pub(crate) expires_at: Option<Instant>,
 }
 
+/// What [`State::route`] did.
+#[derive(Debug, Default)]
+pub(crate) struct Routed {
+    /// Copies dropped because a mailbox was full.
+    pub(crate) dropped: u64,
+    /// A connected session's mailbox above its high-water mark.
+    pub(crate) congested: Option<Arc<Mailbox>>,
+}
+
 /// A Will waiting for its delay (or for its session to end).
 #[derive(Debug)]
 pub(crate) struct PendingWill {
@@ -80,12 +89,14 @@ impl State {
     /// ([MQTT-4.5.0-1]). One copy per session at the highest matching QoS
     /// with every matching Subscription Identifier ([MQTT-3.3.4-2],
     /// [MQTT-3.3.4-3]); shared groups get one copy for the member picked.
-    /// The payload is shared, never copied. Returns the copies dropped
-    /// because a session's mailbox was full.
-    pub(crate) fn route(&mut self, from: Option<&str>, publish: &Publish, now: Instant) -> u64 {
+    /// The payload is shared, never copied. Reports the copies dropped
+    /// because a session's mailbox was full, and a connected session's
+    /// mailbox above its high-water mark, for the publisher to wait on.
+    pub(crate) fn route(&mut self, from: Option<&str>, publish: &Publish, now: Instant) -> Routed {
+        let mut routed = Routed::default();
         let matches = self.tree.matches(publish.topic());
         if matches.is_empty() {
-            return 0;
+            return routed;
         }
         // Merge a session's ordinary subscriptions; shared ones stay apart.
         let mut merged: Vec<(Arc<str>, QoS, bool, Vec<NonZeroU32>)> = Vec::new();
@@ -119,14 +130,23 @@ impl State {
                 )),
             }
         }
-        let mut dropped = 0;
         for (key, qos, retain_as_published, ids) in merged {
             let Some(record) = self.sessions.get(&key) else {
                 continue;
             };
             let out = outgoing_copy(publish, qos, retain_as_published && publish.retain, ids);
-            if let Push::Dropped { first } = record.mailbox.push(out, now, record.live.is_some()) {
-                dropped += 1;
+            let online = record.live.is_some();
+            let pushed = record.mailbox.push(out, now, online);
+            if online
+                && routed.congested.is_none()
+                && from != Some(&*key)
+                && record.mailbox.is_congested()
+                && !record.mailbox.is_stuck(now)
+            {
+                routed.congested = Some(record.mailbox.clone());
+            }
+            if let Push::Dropped { first } = pushed {
+                routed.dropped += 1;
                 if first {
                     tracing::warn!(
                         client_id = %key,
@@ -136,7 +156,7 @@ impl State {
                 }
             }
         }
-        dropped
+        routed
     }
 
     /// Removes a session and its subscriptions.

@@ -27,6 +27,12 @@ struct Running {
 }
 
 async fn start(config: BrokerConfig) -> Running {
+    if let Ok(level) = std::env::var("MQTT_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(level.parse().unwrap_or(tracing::Level::DEBUG))
+            .with_test_writer()
+            .try_init();
+    }
     let ca = Ca::new("broker test CA");
     let leaf = ca.issue("localhost", &["localhost"]);
     let tls = ServerTls {
@@ -1675,5 +1681,74 @@ async fn a_client_that_sends_but_never_reads_is_closed() {
     })
     .await;
     assert!(closed.is_ok(), "still accepting bytes after 20 s");
+    b.broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_subscriber_slows_the_publisher_instead_of_losing_messages() {
+    let config = BrokerConfig {
+        mailbox_limit: 200,
+        ..Default::default()
+    };
+    let b = start(config).await;
+    let v = ProtocolVersion::V5;
+    let (sub, mut messages) = b
+        .client(&b.url(), v, "slow")
+        .incoming_capacity(16)
+        .connect()
+        .await
+        .unwrap();
+    sub.subscribe("slow/#", QoS::AtLeastOnce).await.unwrap();
+    let (publisher, _) = b
+        .client(&b.url(), v, "fast")
+        .queue_limit(5000)
+        .connect()
+        .await
+        .unwrap();
+    let n = 5000u32;
+    let sending = tokio::spawn(async move {
+        let mut pending = Vec::new();
+        for i in 0..n {
+            pending.push(
+                publisher
+                    .enqueue(
+                        Message::new("slow/x", i.to_be_bytes().to_vec())
+                            .unwrap()
+                            .qos(QoS::AtLeastOnce),
+                    )
+                    .await
+                    .unwrap(),
+            );
+        }
+        for d in pending {
+            d.await.unwrap();
+        }
+    });
+    for i in 0..n {
+        if i % 500 == 0 {
+            // Slower than the publisher, but never stuck.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let Ok(Some(m)) = tokio::time::timeout(WAIT, messages.recv()).await else {
+            let s = b.broker.stats();
+            panic!(
+                "stalled at {i}: received {} sent {} dropped {}",
+                s.messages_received
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                s.messages_sent.load(std::sync::atomic::Ordering::Relaxed),
+                s.messages_dropped
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            );
+        };
+        assert_eq!(m.payload(), i.to_be_bytes());
+    }
+    tokio::time::timeout(WAIT, sending).await.unwrap().unwrap();
+    assert_eq!(
+        b.broker
+            .stats()
+            .messages_dropped
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
     b.broker.shutdown().await;
 }

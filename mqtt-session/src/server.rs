@@ -250,27 +250,38 @@ impl ServerSession {
         now: Instant,
         buf: &mut BytesMut,
     ) -> Result<(), ConnectionError> {
-        loop {
-            if matches!(self.state, State::Closing | State::Closed) {
-                return Ok(());
-            }
-            // [MQTT-3.1.0-1]: judge the first packet by its first byte, so
-            // that a peer speaking something else is closed at once rather
-            // than waited for until the connect timeout.
-            if self.state == State::AwaitingConnect && buf.first().is_some_and(|&b| b != 0x10) {
-                return Err(self.close(
-                    ConnectionError::Protocol {
-                        reason: DisconnectReason::ProtocolError,
-                        detail: "first packet is not CONNECT",
-                    },
-                    None,
-                ));
-            }
-            match self.decoder.decode(buf) {
-                Ok(Some(p)) => self.handle_packet(now, p)?,
-                Ok(None) => return Ok(()),
-                Err(e) => return Err(self.decode_error(e)),
-            }
+        while self.handle_one(now, buf)? {}
+        Ok(())
+    }
+
+    /// Decodes and handles the first complete packet at the front of `buf`,
+    /// if there is one; returns whether it handled one. A broker that must
+    /// react between packets (e.g. to pause a publisher whose subscribers
+    /// are behind) feeds its input this way and polls events in between.
+    pub fn handle_one(
+        &mut self,
+        now: Instant,
+        buf: &mut BytesMut,
+    ) -> Result<bool, ConnectionError> {
+        if matches!(self.state, State::Closing | State::Closed) {
+            return Ok(false);
+        }
+        // [MQTT-3.1.0-1]: judge the first packet by its first byte, so
+        // that a peer speaking something else is closed at once rather
+        // than waited for until the connect timeout.
+        if self.state == State::AwaitingConnect && buf.first().is_some_and(|&b| b != 0x10) {
+            return Err(self.close(
+                ConnectionError::Protocol {
+                    reason: DisconnectReason::ProtocolError,
+                    detail: "first packet is not CONNECT",
+                },
+                None,
+            ));
+        }
+        match self.decoder.decode(buf) {
+            Ok(Some(p)) => self.handle_packet(now, p).map(|()| true),
+            Ok(None) => Ok(false),
+            Err(e) => Err(self.decode_error(e)),
         }
     }
 

@@ -312,9 +312,14 @@ async fn publisher(
     let started = Instant::now();
     while sent < count {
         // Wait for room, then take all the room there is.
+        let stall = tokio::time::sleep(Duration::from_secs(args.idle_timeout));
         let first = tokio::select! {
             p = permits.acquire() => { p?.forget(); true }
-            c = ctl_rx.recv() => { if let Some(c) = c { c.encode(v, &mut out)?; } false }
+            c = ctl_rx.recv() => match c {
+                Some(c) => { c.encode(v, &mut out)?; false }
+                None => return Err("the broker closed the connection".into()),
+            },
+            _ = stall => return Err(format!("stalled: no acknowledgement for {} s", args.idle_timeout).into()),
         };
         let mut batch = if first { 1 } else { 0 };
         while batch < 64 && sent + batch < count {
