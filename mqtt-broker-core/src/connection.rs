@@ -32,8 +32,10 @@ use tracing::{debug, info, warn};
 /// Bytes of encoded packets kept ready to write; past this the session
 /// keeps the rest (bounded by its own queue).
 const WRITE_HIGH: usize = 64 * 1024;
-/// Room made in the read buffer before each read.
+/// Room made in the read buffer before each read while data flows.
 const READ_CHUNK: usize = 16 * 1024;
+/// Buffers larger than this are released while the connection is idle.
+const IDLE_BUFFER: usize = 4 * 1024;
 /// Messages moved from the mailbox to the session at a time.
 const MAILBOX_BATCH: usize = 256;
 /// How long a closed connection waits for the peer to close its side.
@@ -55,7 +57,7 @@ impl OutQueue {
     fn new() -> OutQueue {
         OutQueue {
             chunks: VecDeque::new(),
-            scratch: BytesMut::with_capacity(8 * 1024),
+            scratch: BytesMut::new(),
             len: 0,
         }
     }
@@ -199,7 +201,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
     let peer = c.info.peer_addr;
     debug!(%peer, kind = ?c.info.kind, "connection opened");
     let (mut rd, mut wr) = tokio::io::split(conn);
-    let mut rbuf = BytesMut::with_capacity(8 * 1024);
+    // Small at first: the CONNECT packet, kept for the connection's life,
+    // shares its read buffer's memory.
+    let mut rbuf = BytesMut::with_capacity(512);
+    let mut read_size = 512;
     let mut out = OutQueue::new();
     let mut shutdown = shared.shutdown.subscribe();
     let mut read_open = true;
@@ -244,7 +249,14 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         }
         // What stays in the buffer is at most one incomplete packet (within
         // the maximum packet size): the session takes every complete one.
-        rbuf.reserve(READ_CHUNK);
+        // Idle connections give their buffers back; busy ones read big.
+        if rbuf.is_empty() && rbuf.capacity() > IDLE_BUFFER {
+            rbuf = BytesMut::new();
+        }
+        if out.is_empty() && out.scratch.capacity() > IDLE_BUFFER {
+            out.scratch = BytesMut::new();
+        }
+        rbuf.reserve(read_size);
         let deadline = c.session.poll_timeout().map(|t| c.to_instant(t));
         let congested = c.congested.clone();
         let mailbox = c
@@ -294,6 +306,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
                     }
                     Ok(n) => {
                         shared.stats.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                        // Grow the reads while they come full, shrink when not.
+                        read_size = if n >= read_size / 2 { READ_CHUNK } else { 1024 };
                     }
                 }
             }
