@@ -306,8 +306,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
                     }
                     Ok(n) => {
                         shared.stats.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
-                        // Grow the reads while they come full, shrink when not.
-                        read_size = if n >= read_size / 2 { READ_CHUNK } else { 1024 };
+                        // Big reads while data flows, small ones when it trickles.
+                        read_size = if n >= 512 { READ_CHUNK } else { 1024 };
                     }
                 }
             }
