@@ -27,4 +27,19 @@ if ! command -v rumqttd >/dev/null 2>&1; then
   cargo install --quiet rumqttd --version 0.20.0 || echo "rumqttd could not be installed: it is left out"
 fi
 cargo build --quiet --release -p mqtt-examples --bin broker --bin mqtt-bench
-exec python3 bench/compare.py --rounds "$rounds"
+python3 bench/compare.py --rounds "$rounds"
+
+# The client: our mqtt-client against rumqttc through the same mosquitto.
+{
+  echo
+  echo "## Client: mqtt-client vs rumqttc"
+  echo
+  echo '`cargo bench -p mqtt-client --bench vs_rumqttc` (method in mqtt-client/BENCHMARKS.md), same machine, through mosquitto and then through our broker (pinned to CPU 0):'
+  echo
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  taskset -c 0 target/release/broker --tcp "127.0.0.1:$port" --log error &
+  broker_pid=$!
+  sleep 1
+  VS_RUMQTTC_BROKER="$port:$broker_pid" cargo bench --quiet -p mqtt-client --bench vs_rumqttc -- "$rounds" 2>/dev/null
+  kill "$broker_pid"
+} | tee -a BENCHMARKS.md

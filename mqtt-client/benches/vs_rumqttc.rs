@@ -342,7 +342,23 @@ async fn main() {
         println!("{which}: {:.0} msgs/s", n as f64 / t.as_secs_f64());
         return;
     }
-    throughput(&broker, rounds).await;
+    throughput(broker.port, broker.pid().unwrap(), rounds).await;
+    // Through another broker as well, e.g. the workspace's own (which is not
+    // single-threaded): VS_RUMQTTC_BROKER=PORT:PID.
+    if let Some((port, pid)) = std::env::var("VS_RUMQTTC_BROKER").ok().and_then(|v| {
+        let (port, pid) = v.split_once(':')?;
+        Some((port.parse::<u16>().ok()?, pid.parse::<u32>().ok()?))
+    }) {
+        println!();
+        println!(
+            "client throughput through the broker on 127.0.0.1:{port}, MQTT 3.1.1, 64 B payload, window {WINDOW}, {rounds} rounds (medians)"
+        );
+        println!(
+            "| publish | mqtt-client msgs/s | rumqttc msgs/s | ratio | client CPU µs/msg (ours / rumqttc) | broker CPU µs/msg (ours / rumqttc) |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|");
+        throughput(port, pid, rounds).await;
+    }
     let port = ack_server();
     println!();
     println!(
@@ -393,21 +409,20 @@ fn thread_cpu() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-async fn throughput(broker: &Mosquitto, rounds: usize) {
+async fn throughput(port: u16, pid: u32, rounds: usize) {
     for (qos, n) in [(QoS::AtMostOnce, 200_000), (QoS::AtLeastOnce, 100_000)] {
         let (mut a, mut b) = (Vec::new(), Vec::new());
         let (mut ca, mut cb) = (Vec::new(), Vec::new());
         let (mut ba, mut bb) = (Vec::new(), Vec::new());
         let me = std::process::id();
-        let pid = broker.pid().unwrap();
         let cpu = |p| mqtt_test_support::brokers::cpu_time(p).as_secs_f64();
         for _ in 0..rounds {
             let (c0, b0) = (cpu(me), cpu(pid));
-            a.push(n as f64 / ours(broker.port, qos, n).await.as_secs_f64());
+            a.push(n as f64 / ours(port, qos, n).await.as_secs_f64());
             ca.push((cpu(me) - c0) * 1e6 / n as f64);
             ba.push((cpu(pid) - b0) * 1e6 / n as f64);
             let (c0, b0) = (cpu(me), cpu(pid));
-            b.push(n as f64 / rumqttc(broker.port, qos, n).await.as_secs_f64());
+            b.push(n as f64 / rumqttc(port, qos, n).await.as_secs_f64());
             cb.push((cpu(me) - c0) * 1e6 / n as f64);
             bb.push((cpu(pid) - b0) * 1e6 / n as f64);
         }
