@@ -392,21 +392,7 @@ async fn main() {
 /// CPU time of the calling thread (the benchmark's single runtime thread,
 /// where both clients run), in seconds.
 fn thread_cpu() -> f64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of stat (11 and 12 after the
-    // name), in USER_HZ (100).
-    (ticks(11) + ticks(12)) / 100.0
+    mqtt_test_support::brokers::thread_cpu_time().as_secs_f64()
 }
 
 async fn throughput(port: u16, pid: u32, rounds: usize) {

@@ -272,7 +272,17 @@ impl Drop for CuttingProxy {
 /// CPU time (user + system) used so far by process `pid`, from
 /// `/proc/PID/stat` (Linux).
 pub fn cpu_time(pid: u32) -> std::time::Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat_cpu_time(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU time (user + system) used so far by the calling thread, from
+/// `/proc/thread-self/stat` (Linux).
+pub fn thread_cpu_time() -> std::time::Duration {
+    stat_cpu_time("/proc/thread-self/stat")
+}
+
+fn stat_cpu_time(path: &str) -> std::time::Duration {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the command name, which is in parentheses.
     let fields: Vec<&str> = stat
         .rsplit_once(')')
