@@ -235,49 +235,26 @@ impl Broker {
             ListenerConfig::Ws(a) => (a, None, true),
             ListenerConfig::Wss(a, t) => (a, Some(t), true),
         };
-        if ws && tls.is_none() {
-            let l = tokio::net::TcpListener::bind(addr).await?;
-            let local = l.local_addr()?;
-            info!(listener = name, addr = %local, "listening");
-            let broker = self.clone();
-            let mut shutdown = self.shared.shutdown.subscribe();
-            self.spawn(async move {
-                loop {
-                    let accepted = tokio::select! {
-                        r = l.accept() => r,
-                        _ = shutdown.changed() => return,
-                    };
-                    let (stream, peer) = match accepted {
-                        Ok(a) => a,
-                        Err(e) => {
-                            warn!(listener = name, error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    };
-                    let shared = broker.shared.clone();
-                    broker.spawn(async move {
-                        if let Some(conn) = ws_or_status(&shared, stream, peer).await {
-                            crate::connection::serve(shared, conn).await;
-                        }
-                    });
-                }
-            });
-            return Ok(local);
-        }
-        let l = TcpListener::bind(addr, tls).await?;
-        let local = l.local_addr()?;
+        // A plain WebSocket listener takes raw TCP so that it can peek at
+        // the HTTP request (status page or upgrade); the others go through
+        // the transport's listener (TLS handshake in the connection's task).
+        let acceptor = if ws && tls.is_none() {
+            Acceptor::Http(tokio::net::TcpListener::bind(addr).await?)
+        } else {
+            Acceptor::Mqtt(TcpListener::bind(addr, tls).await?)
+        };
+        let local = acceptor.local_addr()?;
         info!(listener = name, addr = %local, "listening");
         let broker = self.clone();
         let mut shutdown = self.shared.shutdown.subscribe();
         self.spawn(async move {
             loop {
-                let incoming = tokio::select! {
-                    r = l.accept() => r,
+                let accepted = tokio::select! {
+                    r = acceptor.accept() => r,
                     _ = shutdown.changed() => return,
                 };
-                let incoming = match incoming {
-                    Ok(i) => i,
+                let accepted = match accepted {
+                    Ok(a) => a,
                     Err(e) => {
                         // E.g. out of file descriptors: back off, keep serving.
                         warn!(listener = name, error = %e, "accept failed");
@@ -287,26 +264,9 @@ impl Broker {
                 };
                 let shared = broker.shared.clone();
                 broker.spawn(async move {
-                    let peer = incoming.peer_addr();
-                    let conn = match incoming.establish().await {
-                        Ok(c) => c,
-                        Err(e) => {
-                            debug!(%peer, error = %e, "handshake failed");
-                            return;
-                        }
-                    };
-                    let conn = if ws {
-                        match mqtt_transport_ws::accept(conn, &shared.config.ws).await {
-                            Ok(c) => c,
-                            Err(e) => {
-                                debug!(%peer, error = %e, "WebSocket upgrade refused");
-                                return;
-                            }
-                        }
-                    } else {
-                        conn
-                    };
-                    crate::connection::serve(shared, conn).await;
+                    if let Some(conn) = establish(&shared, accepted, ws).await {
+                        crate::connection::serve(shared, conn).await;
+                    }
                 });
             }
         });
@@ -364,6 +324,65 @@ impl Broker {
             s.messages_dropped.load(Ordering::Relaxed),
             s.bytes_received.load(Ordering::Relaxed),
         )
+    }
+}
+
+/// Where a listener's connections come from.
+enum Acceptor {
+    /// Plain TCP carrying HTTP: WebSocket upgrades or the status page.
+    Http(tokio::net::TcpListener),
+    /// TCP or TLS for MQTT, or TLS carrying WebSocket.
+    Mqtt(TcpListener),
+}
+
+/// A connection just accepted, before any handshake.
+enum Accepted {
+    Http(tokio::net::TcpStream, SocketAddr),
+    Mqtt(mqtt_transport_tcp::Incoming),
+}
+
+impl Acceptor {
+    fn local_addr(&self) -> Result<SocketAddr, TransportError> {
+        match self {
+            Acceptor::Http(l) => Ok(l.local_addr()?),
+            Acceptor::Mqtt(l) => l.local_addr(),
+        }
+    }
+
+    async fn accept(&self) -> Result<Accepted, TransportError> {
+        match self {
+            Acceptor::Http(l) => {
+                let (stream, peer) = l.accept().await?;
+                Ok(Accepted::Http(stream, peer))
+            }
+            Acceptor::Mqtt(l) => Ok(Accepted::Mqtt(l.accept().await?)),
+        }
+    }
+}
+
+/// Runs a connection's handshakes (TLS, WebSocket upgrade), on its own task.
+async fn establish(shared: &Arc<Shared>, accepted: Accepted, ws: bool) -> Option<Connection> {
+    let incoming = match accepted {
+        Accepted::Http(stream, peer) => return ws_or_status(shared, stream, peer).await,
+        Accepted::Mqtt(i) => i,
+    };
+    let peer = incoming.peer_addr();
+    let conn = match incoming.establish().await {
+        Ok(c) => c,
+        Err(e) => {
+            debug!(%peer, error = %e, "handshake failed");
+            return None;
+        }
+    };
+    if !ws {
+        return Some(conn);
+    }
+    match mqtt_transport_ws::accept(conn, &shared.config.ws).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            debug!(%peer, error = %e, "WebSocket upgrade refused");
+            None
+        }
     }
 }
 

@@ -86,6 +86,16 @@ impl Running {
     }
 }
 
+/// Writes a peer's script into a directory of its own under the system's
+/// temporary directory.
+fn write_script(dir: &str, file: &str, contents: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{dir}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(file);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
 async fn recv(m: &mut mqtt_client::Messages) -> Publish {
     tokio::time::timeout(WAIT, m.recv())
         .await
@@ -659,10 +669,7 @@ async fn mqtt_js_over_websocket_and_tcp() {
         return;
     };
     let b = start(BrokerConfig::default()).await;
-    let dir = std::env::temp_dir().join(format!("broker-mqttjs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let script = dir.join("c.js");
-    std::fs::write(&script, MQTTJS).unwrap();
+    let script = write_script("broker-mqttjs", "c.js", MQTTJS);
     for url in [format!("ws://127.0.0.1:{}/mqtt", b.ws), b.url()] {
         for version in ["4", "5"] {
             let out = tokio::time::timeout(
@@ -720,10 +727,7 @@ async fn paho_over_tcp_and_websocket() {
         return;
     };
     let b = start(BrokerConfig::default()).await;
-    let dir = std::env::temp_dir().join(format!("broker-paho-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let script = dir.join("c.py");
-    std::fs::write(&script, PAHO).unwrap();
+    let script = write_script("broker-paho", "c.py", PAHO);
     for (port, transport) in [(b.tcp, "tcp"), (b.ws, "websockets")] {
         for version in ["3", "5"] {
             let out = tokio::time::timeout(
@@ -1514,10 +1518,7 @@ async fn paho_v5_will_resume_shared_and_properties() {
         return;
     };
     let b = start(BrokerConfig::default()).await;
-    let dir = std::env::temp_dir().join(format!("broker-paho5-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let script = dir.join("c.py");
-    std::fs::write(&script, PAHO_V5).unwrap();
+    let script = write_script("broker-paho5", "c.py", PAHO_V5);
     let port = b.tcp.to_string();
     let run = |mode: &'static str| {
         let mut cmd = tokio::process::Command::new(&python);
