@@ -2,9 +2,10 @@
 # Runs every test of the workspace against the real peers it talks to.
 #
 # Installs what is missing first (and skips what is already there):
-#   - Debian: mosquitto, mosquitto-clients
+#   - Debian: mosquitto, mosquitto-clients, chromium (the browser examples)
 #   - PyPI:   paho-mqtt 2.x
-#   - npm:    mqtt 5.x (MQTT.js) and the aedes broker, into .peers/
+#   - npm:    mqtt 5.x (MQTT.js), the aedes broker and playwright-core
+#             (drives headless Chromium), into .peers/
 # Then runs `cargo test --workspace` with MQTT_PEERS_REQUIRED=1, so a test
 # whose peer is missing fails instead of skipping.
 set -euo pipefail
@@ -17,6 +18,7 @@ sudo_if_needed() {
 apt_missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_missing+=(mosquitto)
 command -v mosquitto_pub >/dev/null 2>&1 || apt_missing+=(mosquitto-clients)
+command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   echo "installing ${apt_missing[*]} (apt)"
   sudo_if_needed apt-get update -qq
@@ -30,10 +32,13 @@ if ! python3 -c 'import paho.mqtt.client' >/dev/null 2>&1; then
 fi
 
 # npm packages go in .peers/ at the workspace root, where the tests look.
-if [ ! -f .peers/node_modules/mqtt/package.json ] || [ ! -f .peers/node_modules/aedes-server-factory/package.json ]; then
-  echo "installing mqtt, aedes (npm) into .peers/"
-  npm install --prefix .peers --no-audit --no-fund --silent 'mqtt@5' 'aedes@0.51' 'aedes-server-factory@0.2' >/dev/null
+if [ ! -f .peers/node_modules/mqtt/package.json ] || [ ! -f .peers/node_modules/aedes-server-factory/package.json ] \
+  || [ ! -f .peers/node_modules/playwright-core/package.json ]; then
+  echo "installing mqtt, aedes, playwright-core (npm) into .peers/"
+  npm install --prefix .peers --no-audit --no-fund --silent 'mqtt@5' 'aedes@0.51' 'aedes-server-factory@0.2' 'playwright-core@1' >/dev/null
 fi
+# The browser examples load MQTT.js from examples/web/vendor/.
+bash examples/web/build.sh
 
 export MQTT_PEERS_REQUIRED=1
 log="$(mktemp)"

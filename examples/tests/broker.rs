@@ -119,10 +119,17 @@ async fn serves_tcp_and_websocket_with_a_status_page() {
         assert_eq!(got.trim(), "tcp");
     }
     // A plain HTTP GET on the WebSocket port: the status page.
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", ws))
+    let page = http_get(ws, "/").await;
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("retained 2"), "{page}");
+}
+
+/// One plain HTTP GET; the whole response.
+async fn http_get(port: u16, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut page = String::new();
@@ -130,8 +137,61 @@ async fn serves_tcp_and_websocket_with_a_status_page() {
         .await
         .unwrap()
         .unwrap();
-    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
-    assert!(page.contains("retained 2"), "{page}");
+    page
+}
+
+#[tokio::test]
+async fn serves_web_pages_and_prometheus_metrics_beside_websocket() {
+    let (tcp, ws) = (free_port(), free_port());
+    let web = concat!(env!("CARGO_MANIFEST_DIR"), "/web");
+    let _b = broker(
+        &[
+            "--tcp",
+            &format!("127.0.0.1:{tcp}"),
+            "--ws",
+            &format!("127.0.0.1:{ws}"),
+            "--web",
+            web,
+        ],
+        ws,
+    )
+    .await;
+    wait_for_port(tcp).await;
+    run(Command::new(PUB).args(["-p", &tcp.to_string(), "-t", "m/1", "-m", "x", "-q", "1"])).await;
+
+    let index = http_get(ws, "/").await;
+    assert!(index.starts_with("HTTP/1.1 200"), "{index}");
+    assert!(index.contains("content-type: text/html"), "{index}");
+    assert!(index.contains("/dashboard/"), "{index}");
+    let script = http_get(ws, "/chat/chat.js").await;
+    assert!(script.contains("content-type: text/javascript"), "{script}");
+    let dir = http_get(ws, "/dashboard/").await;
+    assert!(dir.contains("Fleet dashboard"), "{dir}");
+    // Nothing outside the folder, nothing hidden.
+    for path in [
+        "/../Cargo.toml",
+        "/dashboard/../../Cargo.toml",
+        "/.gitignore",
+        "/%2e%2e/Cargo.toml",
+        "/nope.html",
+    ] {
+        let r = http_get(ws, path).await;
+        assert!(r.starts_with("HTTP/1.1 404"), "{path}: {r}");
+    }
+
+    let metrics = http_get(ws, "/metrics").await;
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(
+        metrics.contains("# TYPE mqtt_broker_messages_received_total counter\nmqtt_broker_messages_received_total 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("mqtt_broker_connections "), "{metrics}");
+    assert!(
+        metrics.contains("# TYPE mqtt_broker_uptime_seconds gauge"),
+        "{metrics}"
+    );
+    let status = http_get(ws, "/status").await;
+    assert!(status.contains("messages_received 1"), "{status}");
 }
 
 #[tokio::test]

@@ -9,14 +9,14 @@ use mqtt_transport_tcp::{
 use mqtt_transport_ws::{WsServerOptions, peek_request_head};
 use std::{
     net::SocketAddr,
+    path::PathBuf,
     sync::{
         Arc, Mutex, MutexGuard,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize},
     },
     time::{Duration, Instant},
 };
 use tokio::{
-    io::AsyncWriteExt,
     sync::{Notify, watch},
     task::JoinSet,
 };
@@ -47,6 +47,11 @@ pub struct BrokerConfig {
     pub ws: WsServerOptions,
     /// How long shutdown waits for connections to close.
     pub shutdown_timeout: Duration,
+    /// A folder of files (web pages, scripts) served over plain HTTP on
+    /// the WebSocket listeners, beside the MQTT endpoint: `/` serves its
+    /// `index.html`. `None` serves only `/status` and `/metrics` (and the
+    /// status page at `/`).
+    pub web_root: Option<PathBuf>,
 }
 
 impl Default for BrokerConfig {
@@ -58,6 +63,7 @@ impl Default for BrokerConfig {
             max_keep_alive: None,
             ws: WsServerOptions::default(),
             shutdown_timeout: Duration::from_secs(5),
+            web_root: None,
         }
     }
 }
@@ -69,9 +75,10 @@ pub enum ListenerConfig {
     Tcp(SocketAddr),
     /// MQTT over TLS.
     Tls(SocketAddr, ServerTls),
-    /// MQTT over WebSocket; other HTTP requests get a status page.
+    /// MQTT over WebSocket; other HTTP requests get the status page,
+    /// `/metrics` and the files of [`BrokerConfig::web_root`].
     Ws(SocketAddr),
-    /// MQTT over secure WebSocket; other HTTPS requests get a status page.
+    /// MQTT over secure WebSocket.
     Wss(SocketAddr, ServerTls),
 }
 
@@ -97,6 +104,8 @@ pub struct Stats {
     pub messages_sent: AtomicU64,
     /// Bytes read from clients.
     pub bytes_received: AtomicU64,
+    /// Bytes written to clients.
+    pub bytes_sent: AtomicU64,
     /// Messages not delivered because a client's queue was full.
     pub messages_dropped: AtomicU64,
 }
@@ -109,7 +118,7 @@ pub(crate) struct Shared {
     pub(crate) next_conn_id: AtomicU64,
     pub(crate) stats: Stats,
     sweeper: Notify,
-    started: Instant,
+    pub(crate) started: Instant,
 }
 
 impl Shared {
@@ -308,23 +317,6 @@ impl Broker {
         }
         info!("stopped");
     }
-
-    fn status(shared: &Shared) -> String {
-        let state = shared.lock();
-        let s = &shared.stats;
-        format!(
-            "mqtt broker\nuptime_seconds {}\nconnections {}\nsessions {}\nsubscriptions {}\nretained {}\nmessages_received {}\nmessages_sent {}\nmessages_dropped {}\nbytes_received {}\n",
-            shared.started.elapsed().as_secs(),
-            s.connections.load(Ordering::Relaxed),
-            state.sessions.len(),
-            state.tree.len(),
-            state.retained.len(),
-            s.messages_received.load(Ordering::Relaxed),
-            s.messages_sent.load(Ordering::Relaxed),
-            s.messages_dropped.load(Ordering::Relaxed),
-            s.bytes_received.load(Ordering::Relaxed),
-        )
-    }
 }
 
 /// Where a listener's connections come from.
@@ -387,7 +379,7 @@ async fn establish(shared: &Arc<Shared>, accepted: Accepted, ws: bool) -> Option
 }
 
 /// A plain WebSocket listener's connection: an upgrade request becomes an
-/// MQTT connection; any other HTTP request gets a small status page.
+/// MQTT connection; any other HTTP request is answered by [`crate::http`].
 async fn ws_or_status(
     shared: &Arc<Shared>,
     stream: tokio::net::TcpStream,
@@ -414,24 +406,6 @@ async fn ws_or_status(
             }
         };
     }
-    let mut stream = stream;
-    let (status, body) = if head.path_only() == "/" || head.path_only() == "/status" {
-        ("200 OK", Broker::status(shared))
-    } else {
-        ("404 Not Found", "not found\n".to_string())
-    };
-    let reply = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    // Read the request first so that closing does not reset the reply.
-    let mut discard = vec![0u8; 16 * 1024];
-    let _ = tokio::time::timeout(
-        Duration::from_secs(1),
-        tokio::io::AsyncReadExt::read(&mut stream, &mut discard),
-    )
-    .await;
-    let _ = stream.write_all(reply.as_bytes()).await;
-    let _ = stream.shutdown().await;
+    crate::http::respond(shared, stream, &head).await;
     None
 }

@@ -95,7 +95,7 @@ impl OutQueue {
     }
 
     /// One vectored write of what is queued.
-    async fn write<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> std::io::Result<()> {
+    async fn write<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> std::io::Result<usize> {
         self.seal();
         let n = {
             let slices: Vec<IoSlice<'_>> = self
@@ -127,7 +127,7 @@ impl OutQueue {
             // A WebSocket connection sends what was written as a frame.
             w.flush().await?;
         }
-        Ok(())
+        Ok(n)
     }
 }
 
@@ -291,11 +291,16 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
                 }
             }
             r = out.write(&mut wr), if !out.is_empty() => {
-                if let Err(e) = r {
-                    debug!(%peer, error = %e, "write failed");
-                    c.session.connection_lost();
-                    read_open = false;
-                    out = OutQueue::new();
+                match r {
+                    Ok(n) => {
+                        shared.stats.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        debug!(%peer, error = %e, "write failed");
+                        c.session.connection_lost();
+                        read_open = false;
+                        out = OutQueue::new();
+                    }
                 }
             }
             r = rd.read_buf(&mut rbuf), if read_open && c.ended.is_none() && !c.session.is_closed() && out.len < WRITE_HIGH && congested.is_none() => {

@@ -32,6 +32,7 @@
 mod broker;
 mod connection;
 pub mod hooks;
+mod http;
 mod mailbox;
 pub mod retained;
 mod state;

@@ -1,8 +1,9 @@
 //! The example broker: MQTT 3.1.1 and 5.0 over TCP, TLS, WebSocket and WSS.
 //!
 //! `cargo run --release --bin broker` serves 127.0.0.1:1883 (TCP) and
-//! ws://127.0.0.1:8080/mqtt (WebSocket; a plain GET there shows a status
-//! page). `--help` lists every option.
+//! ws://127.0.0.1:8080/mqtt (WebSocket; plain HTTP on that port answers
+//! `/status`, Prometheus `/metrics`, and with `--web DIR` the files of DIR).
+//! `--help` lists every option.
 
 use clap::Parser;
 use mqtt_broker_core::{AllowAll, Broker, BrokerConfig, ListenerConfig, ServerTls};
@@ -43,6 +44,11 @@ struct Args {
     /// listeners are added to those it lists.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Serve the files in DIR over plain HTTP on the WebSocket listeners
+    /// (e.g. examples/web: the dashboard and chat pages); `/status` and
+    /// `/metrics` are always there.
+    #[arg(long, value_name = "DIR")]
+    web: Option<PathBuf>,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     log: tracing::Level,
@@ -57,6 +63,8 @@ struct Config {
     tls: Option<TlsFiles>,
     #[serde(default)]
     limits: Limits,
+    /// Files served over HTTP on the WebSocket listeners.
+    web_root: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -159,6 +167,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         broker_config.ws.path = Some(p.clone());
     }
     broker_config.ws.allowed_origins = config.listeners.ws_allowed_origins.clone();
+    broker_config.web_root = args.web.clone().or(config.web_root.clone());
+    if let Some(root) = &broker_config.web_root
+        && !root.is_dir()
+    {
+        return Err(format!("--web {}: not a folder", root.display()).into());
+    }
 
     let tls_files = match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => Some((cert.clone(), key.clone(), args.client_ca.clone())),
