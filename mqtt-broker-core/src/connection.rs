@@ -3,7 +3,7 @@
 
 use crate::{
     broker::Shared,
-    hooks::{AuthStep, ClientInfo},
+    hooks::{AuthState, AuthStep, ClientInfo},
     mailbox::{Mailbox, Queued},
     retained::expire,
     state::{Control, Live, PendingWill, expiry_deadline, outgoing_copy},
@@ -147,6 +147,8 @@ pub(crate) struct Conn {
     epoch: Instant,
     accepted: Option<Accepted>,
     connect: Option<Box<Connect>>,
+    /// Authentication's state until the client is accepted.
+    auth: AuthState,
     control: (
         mpsc::UnboundedSender<Control>,
         mpsc::UnboundedReceiver<Control>,
@@ -189,6 +191,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         epoch,
         accepted: None,
         connect: None,
+        auth: AuthState::default(),
         control: mpsc::unbounded_channel(),
         handed_over: false,
         session_continues: false,
@@ -401,7 +404,10 @@ impl Conn {
     }
 
     async fn on_connect(&mut self, connect: Box<Connect>) {
-        let step = self.shared.hooks.authenticate(&connect, &self.info);
+        let step = self
+            .shared
+            .hooks
+            .authenticate(&connect, &self.info, &mut self.auth);
         self.connect = Some(connect);
         self.auth_step(step).await;
     }
@@ -415,7 +421,10 @@ impl Conn {
             self.session.disconnect(DisconnectReason::ProtocolError);
             return;
         }
-        let step = self.shared.hooks.authenticate_continue(&connect, &auth);
+        let step = self
+            .shared
+            .hooks
+            .authenticate_continue(&connect, &auth, &mut self.auth);
         self.auth_step(step).await;
     }
 
@@ -563,10 +572,13 @@ impl Conn {
             };
             (mailbox, resume)
         };
-        let username = connect
-            .username
-            .as_ref()
-            .map(|u| Arc::<str>::from(u.as_str()));
+        let username = self.auth.identity.take().or_else(|| {
+            connect
+                .username
+                .as_ref()
+                .map(|u| Arc::<str>::from(u.as_str()))
+        });
+        self.auth = AuthState::default();
         let will = connect.will.as_ref().map(|w| {
             let mut p = Publish::new(w.topic.clone(), w.payload.clone());
             p.qos_pid = mqtt_codec::QosPid::new(w.qos, mqtt_codec::PacketId::MIN);

@@ -9,12 +9,53 @@ use std::sync::Arc;
 pub struct ClientInfo {
     /// Its client identifier (the assigned one, if the server assigned it).
     pub client_id: Arc<str>,
-    /// The user name it connected with, if any.
+    /// The user it authenticated as ([`AuthState::identity`]), else the
+    /// User Name it connected with, if any.
     pub username: Option<Arc<str>>,
     /// The protocol version it speaks.
     pub version: ProtocolVersion,
     /// Its transport, addresses and (for WebSocket) upgrade headers.
     pub connection: Arc<ConnectionInfo>,
+}
+
+/// What authentication knows about one connection while it runs: the
+/// identity it settled on and whatever a multi-step mechanism (e.g. SCRAM)
+/// keeps between rounds. One per connection, given to every
+/// authentication call of that connection.
+#[derive(Default)]
+pub struct AuthState {
+    /// The user the client proved to be, if not the CONNECT's User Name:
+    /// e.g. from a client certificate, a WebSocket bearer token or a SCRAM
+    /// exchange. Authorization then sees this as [`ClientInfo::username`].
+    pub identity: Option<Arc<str>>,
+    data: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl AuthState {
+    /// Keeps a mechanism's data for the next round (replacing any).
+    pub fn set<T: Send + 'static>(&mut self, data: T) {
+        self.data = Some(Box::new(data));
+    }
+
+    /// Takes the mechanism's data back, if it is a `T`.
+    pub fn take<T: Send + 'static>(&mut self) -> Option<T> {
+        match self.data.take()?.downcast::<T>() {
+            Ok(t) => Some(*t),
+            Err(other) => {
+                self.data = Some(other);
+                None
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for AuthState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthState")
+            .field("identity", &self.identity)
+            .field("data", &self.data.is_some())
+            .finish()
+    }
 }
 
 /// The answer to a CONNECT or an AUTH packet.
@@ -33,11 +74,17 @@ pub enum AuthStep {
 /// implementation overrides only what it decides. Calls happen on the
 /// connection's task and must not block for long.
 pub trait Hooks: Send + Sync + 'static {
-    /// Decides on a CONNECT. The default accepts any client without an
-    /// Authentication Method and refuses one with a method it does not
-    /// know (0x8C, [MQTT-4.12.0-1]).
-    fn authenticate(&self, connect: &Connect, connection: &ConnectionInfo) -> AuthStep {
-        let _ = connection;
+    /// Decides on a CONNECT, seeing the connection (addresses, TLS client
+    /// certificate, WebSocket upgrade headers). The default accepts any
+    /// client without an Authentication Method and refuses one with a
+    /// method it does not know (0x8C, [MQTT-4.12.0-1]).
+    fn authenticate(
+        &self,
+        connect: &Connect,
+        connection: &ConnectionInfo,
+        state: &mut AuthState,
+    ) -> AuthStep {
+        let _ = (connection, state);
         if connect.properties.authentication_method.is_some() {
             AuthStep::Refuse(ConnectReason::BadAuthenticationMethod)
         } else {
@@ -46,9 +93,15 @@ pub trait Hooks: Send + Sync + 'static {
     }
 
     /// Decides on an AUTH packet during enhanced authentication, after
-    /// [`authenticate`](Self::authenticate) answered `Continue`.
-    fn authenticate_continue(&self, connect: &Connect, auth: &Auth) -> AuthStep {
-        let _ = (connect, auth);
+    /// [`authenticate`](Self::authenticate) answered `Continue`; `state`
+    /// is what the earlier rounds left.
+    fn authenticate_continue(
+        &self,
+        connect: &Connect,
+        auth: &Auth,
+        state: &mut AuthState,
+    ) -> AuthStep {
+        let _ = (connect, auth, state);
         AuthStep::Refuse(ConnectReason::BadAuthenticationMethod)
     }
 

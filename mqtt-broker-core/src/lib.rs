@@ -39,7 +39,7 @@ mod state;
 pub mod subscriptions;
 
 pub use broker::{Broker, BrokerConfig, ListenerConfig, Stats};
-pub use hooks::{AllowAll, AuthStep, ClientInfo, Hooks};
+pub use hooks::{AllowAll, AuthState, AuthStep, ClientInfo, Hooks};
 pub use mqtt_session::ServerOptions;
 pub use mqtt_transport_tcp::ServerTls;
 pub use mqtt_transport_ws::WsServerOptions;
