@@ -386,7 +386,10 @@ impl Conn {
                 ServerEvent::Message(p) => self.on_message(p),
                 ServerEvent::Subscribe(s) => self.on_subscribe(s),
                 ServerEvent::Unsubscribe(u) => self.on_unsubscribe(u),
-                ServerEvent::Delivered { .. } => {}
+                ServerEvent::Delivered { .. }
+                | ServerEvent::Assigned { .. }
+                | ServerEvent::Received { .. }
+                | ServerEvent::Released { .. } => {}
                 ServerEvent::Disconnected(e) => {
                     if matches!(
                         e,

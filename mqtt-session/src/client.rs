@@ -414,6 +414,7 @@ impl ClientSession {
                 send,
                 deliver,
                 completed,
+                ..
             } => {
                 self.transmit.extend(send);
                 self.events.extend(deliver.map(Event::Message));
@@ -800,6 +801,7 @@ impl ClientSession {
         self.outgoing.fill(
             |f| match f {
                 Fill::Send(p) => transmit.push_back(p),
+                Fill::Assigned(..) => {}
                 Fill::Refused(r) => refused.push(r),
                 Fill::SentAtMostOnce(request) => events.push_back(Event::Published {
                     request,

@@ -6,7 +6,7 @@ use crate::{
     incoming::Incoming,
     outgoing::{Outcome, Outgoing},
 };
-use mqtt_codec::{DisconnectReason, Packet, Publish};
+use mqtt_codec::{DisconnectReason, Packet, PacketId, Publish};
 
 /// What the shared flow code made of a received packet.
 pub(crate) enum Flow {
@@ -15,6 +15,10 @@ pub(crate) enum Flow {
         send: Option<Packet>,
         deliver: Option<Publish>,
         completed: Option<(RequestId, Outcome)>,
+        /// A QoS 2 message we sent was received (PUBREC with success).
+        received: Option<RequestId>,
+        /// A QoS 2 message the peer sent was released (PUBREL).
+        released: Option<PacketId>,
     },
     /// The peer broke a rule: close with this reason.
     Violation(DisconnectReason, &'static str),
@@ -23,19 +27,13 @@ pub(crate) enum Flow {
 }
 
 impl Flow {
-    fn send(p: impl Into<Packet>) -> Flow {
-        Flow::Handled {
-            send: Some(p.into()),
-            deliver: None,
-            completed: None,
-        }
-    }
-
     fn completed(request: RequestId, outcome: Outcome) -> Flow {
         Flow::Handled {
             send: None,
             deliver: None,
             completed: Some((request, outcome)),
+            received: None,
+            released: None,
         }
     }
 }
@@ -60,6 +58,8 @@ pub(crate) fn on_packet(
                     send: received.ack,
                     deliver: received.deliver.then_some(publish),
                     completed: None,
+                    received: None,
+                    released: None,
                 },
                 // [MQTT-3.3.4-7]
                 Err(reason) => {
@@ -75,7 +75,13 @@ pub(crate) fn on_packet(
             ),
         },
         Packet::PubRec(r) => match outgoing.on_pubrec(r.packet_id, r.reason) {
-            Ok(Ok(rel)) => Flow::send(rel),
+            Ok(Ok((request, rel))) => Flow::Handled {
+                send: Some(rel.into()),
+                deliver: None,
+                completed: None,
+                received: Some(request),
+                released: None,
+            },
             Ok(Err((request, outcome))) => Flow::completed(request, outcome),
             Err(_) => Flow::Violation(
                 DisconnectReason::ProtocolError,
@@ -89,7 +95,13 @@ pub(crate) fn on_packet(
                 "PUBCOMP for no PUBREL in flight",
             ),
         },
-        Packet::PubRel(r) => Flow::send(incoming.on_pubrel(r.packet_id)),
+        Packet::PubRel(r) => Flow::Handled {
+            send: Some(incoming.on_pubrel(r.packet_id).into()),
+            deliver: None,
+            completed: None,
+            received: None,
+            released: Some(r.packet_id),
+        },
         other => Flow::Other(other),
     }
 }

@@ -60,6 +60,22 @@ use mqtt_codec::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RequestId(pub(crate) u64);
 
+impl RequestId {
+    /// A handle of the caller's numbering, for
+    /// [`ServerSession::deliver_as`](crate::ServerSession::deliver_as) and
+    /// stored [`SessionState`](crate::SessionState)s: a broker that stores
+    /// messages uses its storage keys, so that the events about a message
+    /// name the stored record.
+    pub const fn from_raw(raw: u64) -> RequestId {
+        RequestId(raw)
+    }
+
+    /// The number behind the handle.
+    pub const fn raw(self) -> u64 {
+        self.0
+    }
+}
+
 /// What a session reports to the application.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {

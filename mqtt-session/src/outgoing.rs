@@ -35,6 +35,9 @@ pub(crate) enum Fill {
     Refused(RequestId),
     /// A QoS 0 message handed to the transmit queue (its whole delivery).
     SentAtMostOnce(RequestId),
+    /// A QoS 2 message got its packet identifier (reported before its
+    /// [`Fill::Send`]).
+    Assigned(RequestId, PacketId),
 }
 
 /// How an outgoing QoS 1 or 2 message ended.
@@ -174,6 +177,9 @@ impl Outgoing {
                 },
             );
             self.next_seq += 1;
+            if publish.qos() == QoS::ExactlyOnce {
+                out(Fill::Assigned(request, id));
+            }
             out(Fill::Send(publish.into()));
         }
     }
@@ -213,13 +219,14 @@ impl Outgoing {
     }
 
     /// PUBREC: a failure code ends the QoS 2 flow; success moves it on and
-    /// returns the PUBREL to send. A PUBREC repeated for a flow already
-    /// waiting for PUBCOMP is answered with PUBREL again.
+    /// returns the PUBREL to send (with the flow's request). A PUBREC
+    /// repeated for a flow already waiting for PUBCOMP is answered with
+    /// PUBREL again.
     pub(crate) fn on_pubrec(
         &mut self,
         id: PacketId,
         reason: PubAckReason,
-    ) -> Result<Result<PubRel, (RequestId, Outcome)>, UnexpectedAck> {
+    ) -> Result<Result<(RequestId, PubRel), (RequestId, Outcome)>, UnexpectedAck> {
         let unexpected = UnexpectedAck {
             packet: "PUBREC",
             id: id.get(),
@@ -232,7 +239,7 @@ impl Outgoing {
             }
             FlightState::Qos2Sent(_) | FlightState::Released => {
                 flight.state = FlightState::Released;
-                Ok(Ok(PubRel::new(id)))
+                Ok(Ok((flight.request, PubRel::new(id))))
             }
             FlightState::Qos1Sent(_) => Err(unexpected),
         }
@@ -300,44 +307,44 @@ impl Outgoing {
 }
 
 impl Outgoing {
-    /// Messages in flight in send order, and messages waiting.
+    /// Messages in flight in send order, and messages waiting, each with
+    /// its request.
     pub(crate) fn snapshot(
         &self,
     ) -> (
-        alloc::vec::Vec<(PacketId, FlightState)>,
-        alloc::vec::Vec<Publish>,
+        alloc::vec::Vec<(PacketId, RequestId, FlightState)>,
+        alloc::vec::Vec<(RequestId, Publish)>,
     ) {
-        let mut flights: alloc::vec::Vec<(u64, PacketId, FlightState)> = self
+        let mut flights: alloc::vec::Vec<(u64, PacketId, RequestId, FlightState)> = self
             .inflight
             .iter()
-            .map(|(&id, f)| (f.seq, packet_id(id), f.state.clone()))
+            .map(|(&id, f)| (f.seq, packet_id(id), f.request, f.state.clone()))
             .collect();
-        flights.sort_unstable_by_key(|(seq, _, _)| *seq);
+        flights.sort_unstable_by_key(|(seq, ..)| *seq);
         (
             flights
                 .into_iter()
-                .map(|(_, id, state)| (id, state))
+                .map(|(_, id, request, state)| (id, request, state))
                 .collect(),
-            self.pending.iter().map(|(_, p)| p.clone()).collect(),
+            self.pending.iter().cloned().collect(),
         )
     }
 
-    /// Takes over stored messages: those in flight keep their ids and order,
-    /// each under a fresh request handle from `request`.
+    /// Takes over stored messages under their requests: those in flight
+    /// keep their ids and order.
     pub(crate) fn restore(
         &mut self,
-        inflight: alloc::vec::Vec<(PacketId, FlightState)>,
-        queued: alloc::vec::Vec<Publish>,
-        mut request: impl FnMut() -> RequestId,
+        inflight: alloc::vec::Vec<(PacketId, RequestId, FlightState)>,
+        queued: alloc::vec::Vec<(RequestId, Publish)>,
     ) {
-        for (id, state) in inflight {
+        for (id, request, state) in inflight {
             if self.ids.reserve(id) {
                 let seq = self.next_seq;
                 self.next_seq += 1;
                 self.inflight.insert(
                     id.get(),
                     Flight {
-                        request: request(),
+                        request,
                         seq,
                         state,
                     },
@@ -345,8 +352,8 @@ impl Outgoing {
             }
         }
         // Stored messages are older than any queued since: they go first.
-        for p in queued.into_iter().rev() {
-            self.pending.push_front((request(), p));
+        for entry in queued.into_iter().rev() {
+            self.pending.push_front(entry);
         }
     }
 }

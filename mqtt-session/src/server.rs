@@ -59,10 +59,11 @@ impl Default for ServerOptions {
 /// to [`ServerSession::accept`] when it returns.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SessionState {
-    /// Messages sent to the client and not yet acknowledged, in send order.
-    pub inflight: Vec<(PacketId, FlightState)>,
-    /// Messages waiting to be sent to the client.
-    pub queued: Vec<Publish>,
+    /// Messages sent to the client and not yet acknowledged, in send
+    /// order, with their requests.
+    pub inflight: Vec<(PacketId, RequestId, FlightState)>,
+    /// Messages waiting to be sent to the client, with their requests.
+    pub queued: Vec<(RequestId, Publish)>,
     /// QoS 2 messages received from the client and not yet released.
     pub awaiting_release: Vec<PacketId>,
 }
@@ -80,6 +81,32 @@ pub enum ServerEvent {
     Subscribe(Subscribe),
     /// An UNSUBSCRIBE to answer with [`ServerSession::unsuback`].
     Unsubscribe(Unsubscribe),
+    /// A QoS 2 message given to [`ServerSession::deliver`] got its packet
+    /// identifier and is about to be sent for the first time. A broker
+    /// that stores messages records the identifier before writing the
+    /// packet, so that after a restart it resends the message under the
+    /// same one, by which a QoS 2 receiver recognises a message it has.
+    Assigned {
+        /// The handle `deliver` returned.
+        request: RequestId,
+        /// Its packet identifier.
+        packet_id: PacketId,
+    },
+    /// The client acknowledged receipt of a QoS 2 message (PUBREC with
+    /// success); the PUBREL is queued. A broker that stores messages
+    /// records this before writing the PUBREL, so that after a restart it
+    /// resends the PUBREL, not the message.
+    Received {
+        /// The handle `deliver` returned.
+        request: RequestId,
+    },
+    /// The client released a QoS 2 message it had sent (PUBREL); the
+    /// PUBCOMP is queued. A broker that stores the identifiers awaiting
+    /// release forgets this one before writing the PUBCOMP.
+    Released {
+        /// The message's packet identifier.
+        packet_id: PacketId,
+    },
     /// A message given to [`ServerSession::deliver`] ended.
     Delivered {
         /// The handle `deliver` returned.
@@ -376,9 +403,17 @@ impl ServerSession {
                 send,
                 deliver,
                 completed,
+                received,
+                released,
             } => {
                 self.transmit.extend(send);
                 self.events.extend(deliver.map(ServerEvent::Message));
+                if let Some(request) = received {
+                    self.events.push_back(ServerEvent::Received { request });
+                }
+                if let Some(packet_id) = released {
+                    self.events.push_back(ServerEvent::Released { packet_id });
+                }
                 if let Some((request, outcome)) = completed {
                     self.events
                         .push_back(ServerEvent::Delivered { request, outcome });
@@ -512,12 +547,16 @@ impl ServerSession {
         self.state = State::Connected;
         if let Some(state) = resume {
             self.incoming.awaiting_rel = state.awaiting_release.iter().map(|id| id.get()).collect();
-            let mut next = self.next_request;
-            self.outgoing.restore(state.inflight, state.queued, || {
-                next += 1;
-                RequestId(next)
-            });
-            self.next_request = next;
+            // Requests numbered after the restored ones.
+            let highest = state
+                .inflight
+                .iter()
+                .map(|(_, r, _)| r.0)
+                .chain(state.queued.iter().map(|(r, _)| r.0))
+                .max()
+                .unwrap_or(0);
+            self.next_request = self.next_request.max(highest);
+            self.outgoing.restore(state.inflight, state.queued);
         }
         // [MQTT-4.4.0-1]: resend what was in flight, in order.
         self.outgoing.resume(receive_maximum);
@@ -549,6 +588,15 @@ impl ServerSession {
     /// keeps to the client's Receive Maximum and resends it on a resumed
     /// session. [`ServerEvent::Delivered`] reports the end of QoS 1 and 2 flows.
     pub fn deliver(&mut self, publish: Publish) -> Result<RequestId, DeliverError> {
+        let request = self.next_request();
+        self.deliver_as(publish, request)?;
+        Ok(request)
+    }
+
+    /// [`deliver`](Self::deliver) under the caller's own request handle
+    /// (e.g. a storage key, see [`RequestId::from_raw`]); the caller keeps
+    /// its handles unique and does not mix them with `deliver`'s.
+    pub fn deliver_as(&mut self, publish: Publish, request: RequestId) -> Result<(), DeliverError> {
         if publish.topic().is_empty()
             && (!self.version.is_v5() || publish.properties().topic_alias.is_none())
         {
@@ -560,11 +608,9 @@ impl ServerSession {
         {
             return Err(DeliverError::TooLarge);
         }
-        let request = self.next_request();
         self.outgoing
             .enqueue(request, publish)
-            .map_err(DeliverError::QueueFull)?;
-        Ok(request)
+            .map_err(DeliverError::QueueFull)
     }
 
     /// Answers a SUBSCRIBE.
@@ -645,6 +691,9 @@ impl ServerSession {
                         request,
                         outcome: Outcome::Delivered(mqtt_codec::PubAckReason::Success),
                     }),
+                    Fill::Assigned(request, packet_id) => {
+                        events.push_back(ServerEvent::Assigned { request, packet_id })
+                    }
                 },
                 |p| max.is_none_or(|m| p.encoded_len(version) <= m as usize),
             );

@@ -301,16 +301,28 @@ fn session_state_survives_the_connection() {
     let mut c = Connect::new(ProtocolVersion::V3_1_1, "c".try_into().unwrap());
     c.clean_start = false;
     h.connect(c.clone(), None);
-    h.server.deliver(msg("a", QoS::AtLeastOnce, 1)).unwrap();
-    h.server.deliver(msg("b", QoS::ExactlyOnce, 1)).unwrap();
+    let a = h.server.deliver(msg("a", QoS::AtLeastOnce, 1)).unwrap();
+    let b = h.server.deliver(msg("b", QoS::ExactlyOnce, 1)).unwrap();
     h.sent();
+    // What a storing broker records before the packets go out: the QoS 2
+    // message's identifier, then its receipt.
+    assert_eq!(
+        h.events(),
+        [ServerEvent::Assigned {
+            request: b,
+            packet_id: pid(2)
+        }]
+    );
     h.recv(PubRec::new(pid(2))).unwrap();
     h.sent();
+    assert_eq!(h.events(), [ServerEvent::Received { request: b }]);
     h.recv(msg("in", QoS::ExactlyOnce, 9)).unwrap();
     assert!(matches!(h.events().as_slice(), [ServerEvent::Message(_)]));
     h.server.connection_lost();
     let state = h.server.session_state();
     assert_eq!(state.inflight.len(), 2);
+    assert_eq!(state.inflight[0].1, a, "requests are kept with the state");
+    assert_eq!(state.inflight[1].1, b);
     assert_eq!(state.awaiting_release, [pid(9)]);
 
     let mut h2 = Harness::new(ServerOptions::default());
@@ -327,6 +339,20 @@ fn session_state_survives_the_connection() {
     h2.recv(again).unwrap();
     assert_eq!(h2.sent(), [Packet::PubRec(PubRec::new(pid(9)))]);
     assert!(h2.events().is_empty());
+    h2.recv(PubRel::new(pid(9))).unwrap();
+    assert_eq!(h2.events(), [ServerEvent::Released { packet_id: pid(9) }]);
+    // The restored flows complete under their original requests.
+    h2.recv(PubAck::new(pid(1))).unwrap();
+    h2.recv(PubComp::new(pid(2))).unwrap();
+    let done: Vec<_> = h2
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            ServerEvent::Delivered { request, .. } => Some(request),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(done, [a, b]);
 }
 
 #[test]
@@ -516,7 +542,7 @@ fn clean_start_never_resumes_and_a_closed_connection_reports_once() {
     // [MQTT-3.2.2-2]: Clean Start gives Session Present 0 even with stored state.
     let mut h = Harness::new(ServerOptions::default());
     let stored = SessionState {
-        queued: vec![msg("old", QoS::AtLeastOnce, 1)],
+        queued: vec![(RequestId::from_raw(1), msg("old", QoS::AtLeastOnce, 1))],
         ..Default::default()
     };
     let ack = h.connect(

@@ -231,7 +231,7 @@ impl Sim {
                     self.stored
                         .get_or_insert_with(SessionState::default)
                         .queued
-                        .push(publish(qos, p));
+                        .push((RequestId::from_raw(1 << 40 | self.next), publish(qos, p)));
                 }
             }
             Op::C2S(n) => {
