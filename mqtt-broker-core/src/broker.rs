@@ -1,7 +1,12 @@
 //! The broker runtime: listeners, connection tasks, the timer for wills and
 //! session expiry, and graceful shutdown.
 
-use crate::{hooks::Hooks, state::State};
+use crate::{
+    hooks::Hooks,
+    persist::{Persister, Ticket},
+    state::State,
+    store::{Durability, Store, StoreError},
+};
 use mqtt_session::ServerOptions;
 use mqtt_transport_tcp::{
     Connection, ConnectionInfo, Listener as TcpListener, ServerTls, TransportError,
@@ -119,13 +124,59 @@ pub(crate) struct Shared {
     pub(crate) stats: Stats,
     sweeper: Notify,
     pub(crate) started: Instant,
+    /// The store's group commit, when there is a store.
+    pub(crate) persist: Option<Arc<Persister>>,
+    store_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// The shared state, locked. Changes journaled under the lock go to the
+/// store's group commit as one batch when it is released (or at
+/// [`commit`](StateGuard::commit), which says what to wait for).
+pub(crate) struct StateGuard<'a> {
+    state: MutexGuard<'a, State>,
+    persist: Option<&'a Persister>,
+}
+
+impl StateGuard<'_> {
+    /// Hands what was journaled to the group commit; the ticket that
+    /// acknowledgements of these changes wait for.
+    pub(crate) fn commit(&mut self) -> Ticket {
+        match self.persist {
+            Some(p) if !self.state.journal.is_empty() => {
+                p.record(std::mem::take(&mut self.state.journal))
+            }
+            _ => 0,
+        }
+    }
+}
+
+impl std::ops::Deref for StateGuard<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        self.commit();
+    }
 }
 
 impl Shared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> StateGuard<'_> {
         // State stays consistent between statements; a panic elsewhere
         // while holding the lock must not stop every other connection.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        StateGuard {
+            state: self.state.lock().unwrap_or_else(|e| e.into_inner()),
+            persist: self.persist.as_deref(),
+        }
     }
 
     pub(crate) fn wake_sweeper(&self) {
@@ -164,9 +215,50 @@ impl Broker {
     /// [`AllowAll`](crate::AllowAll) for none). Must be called within a
     /// tokio runtime: it starts the timer task for wills and session expiry.
     pub fn new(config: BrokerConfig, hooks: Arc<dyn Hooks>) -> Broker {
+        let state = State::new(config.mailbox_limit);
+        Broker::start(config, hooks, state, None, None)
+    }
+
+    /// A broker that keeps persistent sessions (subscriptions, expiry,
+    /// the QoS 1 and 2 messages owed to them, QoS 2 identifiers awaiting
+    /// release) and retained messages in `store`, and starts from what it
+    /// holds. With [`Durability::Always`], every acknowledgement waits for
+    /// the changes behind it to be durable (many clients share each
+    /// commit): an acknowledged message is never lost to a crash. Pending
+    /// Wills are not stored. Must be called within a tokio runtime.
+    pub fn with_store(
+        config: BrokerConfig,
+        hooks: Arc<dyn Hooks>,
+        store: Arc<dyn Store>,
+        durability: Durability,
+    ) -> Result<Broker, StoreError> {
+        let loaded = store.load()?;
+        let mut state = State::new(config.mailbox_limit);
+        let (sessions, retained) = (loaded.sessions.len(), loaded.retained.len());
+        state.restore(loaded, Instant::now());
+        state.storing = true;
+        info!(sessions, retained, "restored from the store");
+        let (persist, thread) = Persister::start(store, durability)
+            .map_err(|e| StoreError::Engine(format!("cannot start the store's thread: {e}")))?;
+        Ok(Broker::start(
+            config,
+            hooks,
+            state,
+            Some(persist),
+            Some(thread),
+        ))
+    }
+
+    fn start(
+        config: BrokerConfig,
+        hooks: Arc<dyn Hooks>,
+        state: State,
+        persist: Option<Arc<Persister>>,
+        store_thread: Option<std::thread::JoinHandle<()>>,
+    ) -> Broker {
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(config.mailbox_limit)),
+            state: Mutex::new(state),
             config,
             hooks,
             shutdown,
@@ -174,6 +266,8 @@ impl Broker {
             stats: Stats::default(),
             sweeper: Notify::new(),
             started: Instant::now(),
+            persist,
+            store_thread: Mutex::new(store_thread),
         });
         let broker = Broker {
             shared: shared.clone(),
@@ -314,6 +408,20 @@ impl Broker {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // What the connections left (sessions stored as they closed) is
+        // committed before returning.
+        if let Some(p) = &self.shared.persist {
+            p.stop();
+            let thread = self
+                .shared
+                .store_thread
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(t) = thread {
+                let _ = tokio::task::spawn_blocking(move || t.join()).await;
+            }
         }
         info!("stopped");
     }

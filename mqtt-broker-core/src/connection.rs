@@ -5,17 +5,19 @@ use crate::{
     broker::Shared,
     hooks::{AuthState, AuthStep, ClientInfo},
     mailbox::{Mailbox, Queued},
+    persist::Ticket,
     retained::expire,
     state::{Control, Live, PendingWill, expiry_deadline, outgoing_copy},
+    store::{Change, MessageState},
     subscriptions::Subscriber,
 };
 use bytes::{Buf, Bytes, BytesMut};
 use mqtt_codec::{
     Auth, AuthReason, ConnAck, Connect, ConnectReason, DisconnectReason, Encode, Packet, Publish,
-    RetainHandling, SubAck, SubAckReason, Subscribe, TopicFilter, UnsubAck, UnsubAckReason,
+    QosPid, RetainHandling, SubAck, SubAckReason, Subscribe, TopicFilter, UnsubAck, UnsubAckReason,
     Unsubscribe,
 };
-use mqtt_session::{ConnectionError, DeliverError, ServerEvent, ServerSession};
+use mqtt_session::{ConnectionError, DeliverError, RequestId, ServerEvent, ServerSession};
 use mqtt_transport_tcp::Connection;
 use std::{
     collections::VecDeque,
@@ -44,6 +46,15 @@ const LINGER: Duration = Duration::from_millis(500);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a takeover waits for the old connection's session state.
 const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Request handles of messages that are not stored have this bit set;
+/// stored ones are their store numbers.
+const LOCAL_REQUESTS: u64 = 1 << 63;
+
+/// The store number behind a request handle, if the message is stored.
+fn stored_seq(request: RequestId) -> Option<u64> {
+    let raw = request.raw();
+    (raw != 0 && raw & LOCAL_REQUESTS == 0).then_some(raw)
+}
 
 /// Encoded packets waiting for the socket: headers and small packets in
 /// shared buffers, PUBLISH payloads as the received `Bytes` (never copied).
@@ -149,6 +160,11 @@ pub(crate) struct Conn {
     connect: Option<Box<Connect>>,
     /// Authentication's state until the client is accepted.
     auth: AuthState,
+    /// The store's batch to wait for before writing: what was written to
+    /// the session since (acknowledgements) depends on it.
+    wait_for: Ticket,
+    /// The last request handle given to a message that is not stored.
+    next_local: u64,
     control: (
         mpsc::UnboundedSender<Control>,
         mpsc::UnboundedReceiver<Control>,
@@ -192,6 +208,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         accepted: None,
         connect: None,
         auth: AuthState::default(),
+        wait_for: 0,
+        next_local: 0,
         control: mpsc::unbounded_channel(),
         handed_over: false,
         session_continues: false,
@@ -212,6 +230,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
     let mut shutdown = shared.shutdown.subscribe();
     let mut read_open = true;
     let mut closing_since: Option<Instant> = None;
+    let mut commits = shared.persist.as_ref().map(|p| p.watch());
     loop {
         c.handle_events().await;
         if c.congested
@@ -276,8 +295,24 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
             debug!(%peer, "peer did not take the last bytes in time");
             break;
         }
+        // Acknowledgements go out once the store has what they promise.
+        let durable = shared
+            .persist
+            .as_ref()
+            .is_none_or(|p| p.is_committed(c.wait_for));
+        if let Some(p) = &shared.persist
+            && p.has_failed()
+            && !out.is_empty()
+        {
+            warn!(%peer, "the store failed: closing without acknowledging");
+            c.session.connection_lost();
+            read_open = false;
+            out = OutQueue::new();
+            continue;
+        }
         tokio::select! {
             biased;
+            _ = wait_commit(commits.as_mut(), c.wait_for), if !durable => {}
             ctl = c.control.1.recv() => {
                 if let Some(Control::Kick { reason, handover, continues }) = ctl {
                     if let Some(tx) = handover {
@@ -293,7 +328,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
                     c.session.disconnect(DisconnectReason::ServerShuttingDown);
                 }
             }
-            r = out.write(&mut wr), if !out.is_empty() => {
+            r = out.write(&mut wr), if !out.is_empty() && durable => {
                 match r {
                     Ok(n) => {
                         shared.stats.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
@@ -348,6 +383,16 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
     debug!(%peer, "connection closed");
 }
 
+/// Waits until the store's batch `ticket` is committed.
+async fn wait_commit(commits: Option<&mut tokio::sync::watch::Receiver<u64>>, ticket: Ticket) {
+    match commits {
+        Some(rx) => {
+            let _ = rx.wait_for(|&c| c >= ticket).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 async fn wait_mailbox(mailbox: Option<&Mailbox>) {
     match mailbox {
         Some(m) => m.notify.notified().await,
@@ -378,6 +423,25 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 impl Conn {
+    /// Stores a stored message's new state; acknowledgements that follow
+    /// wait for it.
+    fn store_state(&mut self, request: RequestId, state: MessageState) {
+        if let (Some(p), Some(a), Some(seq)) =
+            (&self.shared.persist, &self.accepted, stored_seq(request))
+        {
+            let t = p.record([Change::MessageState(a.client.client_id.clone(), seq, state)]);
+            self.wait_for = self.wait_for.max(t);
+        }
+    }
+
+    /// Forgets a stored message (delivered, expired or refused); nothing
+    /// waits for it: at worst it is sent again after a crash.
+    fn forget(&self, seq: u64) {
+        if let (Some(p), Some(a)) = (&self.shared.persist, &self.accepted) {
+            p.record([Change::RemoveMessage(a.client.client_id.clone(), seq)]);
+        }
+    }
+
     async fn handle_events(&mut self) {
         while let Some(event) = self.session.poll_event() {
             match event {
@@ -386,10 +450,25 @@ impl Conn {
                 ServerEvent::Message(p) => self.on_message(p),
                 ServerEvent::Subscribe(s) => self.on_subscribe(s),
                 ServerEvent::Unsubscribe(u) => self.on_unsubscribe(u),
-                ServerEvent::Delivered { .. }
-                | ServerEvent::Assigned { .. }
-                | ServerEvent::Received { .. }
-                | ServerEvent::Released { .. } => {}
+                ServerEvent::Assigned { request, packet_id } => {
+                    self.store_state(request, MessageState::Sent(packet_id))
+                }
+                ServerEvent::Received { request, packet_id } => {
+                    self.store_state(request, MessageState::Received(packet_id))
+                }
+                ServerEvent::Released { packet_id } => {
+                    if let (Some(p), Some(a)) = (&self.shared.persist, &self.accepted)
+                        && a.expiry > 0
+                    {
+                        let t = p.record([Change::Released(a.client.client_id.clone(), packet_id)]);
+                        self.wait_for = self.wait_for.max(t);
+                    }
+                }
+                ServerEvent::Delivered { request, .. } => {
+                    if let Some(seq) = stored_seq(request) {
+                        self.forget(seq);
+                    }
+                }
                 ServerEvent::Disconnected(e) => {
                     if matches!(
                         e,
@@ -564,6 +643,7 @@ impl Conn {
                     continues: false,
                 });
             }
+            let was_stored = record.expiry > 0;
             record.expiry = expiry;
             record.expires_at = None;
             let mailbox = record.mailbox.clone();
@@ -573,6 +653,14 @@ impl Conn {
             } else {
                 None
             };
+            // The CONNACK waits for the session to be stored (or, when it
+            // no longer outlives this connection, for it to be gone).
+            if expiry > 0 {
+                state.save_session(&client_id, now);
+            } else if was_stored {
+                state.record(Change::RemoveSession(client_id.clone()));
+            }
+            self.wait_for = self.wait_for.max(state.commit());
             (mailbox, resume)
         };
         let username = self.auth.identity.take().or_else(|| {
@@ -620,19 +708,37 @@ impl Conn {
             .messages_received
             .fetch_add(1, Ordering::Relaxed);
         let hooks = &self.shared.hooks;
-        if !hooks.authorize_publish(&a.client, &publish) {
+        // A persistent session's QoS 2 identifiers awaiting PUBREL are
+        // stored in the same batch as the copies routed, so that after a
+        // crash a resent message is neither lost nor routed twice.
+        let awaiting = match publish.qos_pid {
+            QosPid::ExactlyOnce(id) if a.expiry > 0 => Some(id),
+            _ => None,
+        };
+        let publish = if hooks.authorize_publish(&a.client, &publish) {
+            hooks.on_message(&a.client, publish)
+        } else {
             debug!(client_id = %a.client.client_id, topic = publish.topic(), "publish not authorized; dropped");
+            None
+        };
+        if publish.is_none() && awaiting.is_none() {
             return;
         }
-        let Some(publish) = hooks.on_message(&a.client, publish) else {
-            return;
-        };
         let now = Instant::now();
         let mut state = self.shared.lock();
-        if publish.retain {
-            state.retained.set(publish.clone(), now);
+        if let Some(id) = awaiting {
+            state.record(Change::AwaitRelease(a.client.client_id.clone(), id));
         }
-        let routed = state.route(Some(&a.client.client_id), &publish, now);
+        let routed = match &publish {
+            Some(publish) => {
+                if publish.retain {
+                    state.set_retained(publish.clone(), now);
+                }
+                state.route(Some(&a.client.client_id), publish, now)
+            }
+            None => Default::default(),
+        };
+        let ticket = state.commit();
         drop(state);
         if routed.dropped > 0 {
             self.shared
@@ -644,6 +750,7 @@ impl Conn {
             tracing::trace!(client_id = %a.client.client_id, "a subscriber is behind: pausing this publisher");
             self.congested = routed.congested;
         }
+        self.wait_for = self.wait_for.max(ticket);
     }
 
     fn on_subscribe(&mut self, s: Subscribe) {
@@ -654,7 +761,7 @@ impl Conn {
         let now = Instant::now();
         let mut reasons = Vec::with_capacity(s.subscriptions.len());
         let mut retained: Vec<Publish> = Vec::new();
-        {
+        let ticket = {
             let mut state = self.shared.lock();
             for sub in &s.subscriptions {
                 let filter = &sub.filter;
@@ -704,7 +811,10 @@ impl Conn {
                     }
                 }
             }
-        }
+            // The SUBACK waits for a persistent session's subscriptions to be stored.
+            state.save_session(&a.client.client_id, now);
+            state.commit()
+        };
         let reasons = if v5 {
             reasons
         } else {
@@ -726,14 +836,15 @@ impl Conn {
             properties: Default::default(),
         });
         for p in retained {
-            a.mailbox.push(p, now, true);
+            a.mailbox.push(p, now, 0, true);
         }
+        self.wait_for = self.wait_for.max(ticket);
     }
 
     fn on_unsubscribe(&mut self, u: Unsubscribe) {
         let Some(a) = &self.accepted else { return };
         let mut reasons = Vec::with_capacity(u.filters.len());
-        {
+        let ticket = {
             let mut state = self.shared.lock();
             for filter in &u.filters {
                 let removed = state.tree.unsubscribe(filter, &a.client.client_id);
@@ -746,13 +857,16 @@ impl Conn {
                     UnsubAckReason::NoSubscriptionExisted
                 });
             }
-        }
+            state.save_session(&a.client.client_id, Instant::now());
+            state.commit()
+        };
         // [MQTT-3.10.4-4], [MQTT-3.11.3-1]
         self.session.unsuback(UnsubAck {
             packet_id: u.packet_id,
             reasons,
             properties: Default::default(),
         });
+        self.wait_for = self.wait_for.max(ticket);
     }
 
     /// Moves routed messages into the session, as far as its queue takes
@@ -775,10 +889,19 @@ impl Conn {
             let mut delivered = false;
             while let Some(q) = items.next() {
                 let Some(p) = expire(&q.publish, q.at, now) else {
+                    if q.seq != 0 {
+                        self.forget(q.seq);
+                    }
                     continue;
                 };
-                match self.session.deliver(p) {
-                    Ok(_) => delivered = true,
+                let request = if q.seq != 0 {
+                    RequestId::from_raw(q.seq)
+                } else {
+                    self.next_local += 1;
+                    RequestId::from_raw(LOCAL_REQUESTS | self.next_local)
+                };
+                match self.session.deliver_as(p, request) {
+                    Ok(()) => delivered = true,
                     Err(DeliverError::QueueFull(_)) => {
                         a.mailbox.put_back(std::iter::once(q).chain(items));
                         if delivered {
@@ -787,7 +910,10 @@ impl Conn {
                         return;
                     }
                     Err(e) => {
-                        debug!(client_id = %a.client.client_id, error = %e, "message not delivered")
+                        debug!(client_id = %a.client.client_id, error = %e, "message not delivered");
+                        if q.seq != 0 {
+                            self.forget(q.seq);
+                        }
                     }
                 }
             }
@@ -828,6 +954,7 @@ impl Conn {
                 record.expires_at = expiry_deadline(expiry, now);
                 record.stored = Some(self.session.session_state());
                 // What was routed but not handed to the session stays in the mailbox.
+                state.save_session(&a.client.client_id, now);
             }
         }
         // Wills: not after a normal DISCONNECT; after Will Delay, or when

@@ -34,8 +34,10 @@ mod connection;
 pub mod hooks;
 mod http;
 mod mailbox;
+mod persist;
 pub mod retained;
 mod state;
+pub mod store;
 pub mod subscriptions;
 
 pub use broker::{Broker, BrokerConfig, ListenerConfig, Stats};

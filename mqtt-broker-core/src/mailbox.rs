@@ -17,6 +17,8 @@ use tokio::sync::Notify;
 pub(crate) struct Queued {
     pub(crate) publish: Publish,
     pub(crate) at: Instant,
+    /// Its number in the store, 0 when not stored.
+    pub(crate) seq: u64,
 }
 
 /// What [`Mailbox::push`] did.
@@ -69,7 +71,7 @@ impl Mailbox {
 
     /// Queues a message; past the limit it is dropped (and counted). A QoS
     /// 0 message for a session that is offline is skipped.
-    pub(crate) fn push(&self, publish: Publish, at: Instant, online: bool) -> Push {
+    pub(crate) fn push(&self, publish: Publish, at: Instant, seq: u64, online: bool) -> Push {
         if !online && publish.qos() == QoS::AtMostOnce {
             return Push::Skipped;
         }
@@ -84,7 +86,7 @@ impl Mailbox {
             let ms = at.saturating_duration_since(self.created).as_millis() as u64;
             self.progress_ms.store(ms, Ordering::Relaxed);
         }
-        q.push_back(Queued { publish, at });
+        q.push_back(Queued { publish, at, seq });
         drop(q);
         if online {
             self.notify.notify_one();

@@ -4,10 +4,12 @@
 use crate::{
     mailbox::{Mailbox, Push},
     retained::RetainedStore,
+    store::{Change, Loaded, MessageState, StoredMessage, StoredRetained, StoredSession, unix_ms},
     subscriptions::{Match, Subscriber, SubscriptionTree},
 };
 use mqtt_codec::{DisconnectReason, Publish, QoS, QosPid, TopicFilter};
 use mqtt_session::SessionState;
+use mqtt_session::{FlightState, RequestId};
 use std::{
     collections::{HashMap, hash_map::Entry},
     num::NonZeroU32,
@@ -72,6 +74,13 @@ pub(crate) struct State {
     pub(crate) sessions: HashMap<Arc<str>, SessionRecord>,
     pub(crate) wills: HashMap<Arc<str>, PendingWill>,
     pub(crate) mailbox_limit: usize,
+    /// Whether changes are stored (a store is configured).
+    pub(crate) storing: bool,
+    /// Changes made under the current lock, handed to the store's group
+    /// commit as one batch when the lock is released.
+    pub(crate) journal: Vec<Change>,
+    /// The last number given to a stored message.
+    pub(crate) last_seq: u64,
 }
 
 impl State {
@@ -82,6 +91,118 @@ impl State {
             sessions: HashMap::new(),
             wills: HashMap::new(),
             mailbox_limit,
+            storing: false,
+            journal: Vec::new(),
+            last_seq: 0,
+        }
+    }
+
+    /// Journals a change, when storing.
+    pub(crate) fn record(&mut self, change: Change) {
+        if self.storing {
+            self.journal.push(change);
+        }
+    }
+
+    /// Journals a persistent session (subscriptions, expiry; its messages
+    /// are journaled as they come and go).
+    pub(crate) fn save_session(&mut self, client_id: &Arc<str>, now: Instant) {
+        if !self.storing {
+            return;
+        }
+        let Some(r) = self.sessions.get(client_id) else {
+            return;
+        };
+        if r.expiry == 0 {
+            return;
+        }
+        let now_s = unix_ms() / 1000;
+        let session = StoredSession {
+            expiry: r.expiry,
+            expires_at: r
+                .expires_at
+                .filter(|_| r.live.is_none())
+                .map(|t| now_s + t.saturating_duration_since(now).as_secs()),
+            subscriptions: r
+                .subscriptions
+                .iter()
+                .map(|(f, s)| (f.clone(), *s))
+                .collect(),
+        };
+        self.journal
+            .push(Change::Session(client_id.clone(), session));
+    }
+
+    /// Sets or clears a retained message ([MQTT-3.3.1-5..7]), journaled.
+    pub(crate) fn set_retained(&mut self, publish: Publish, now: Instant) {
+        if self.storing {
+            let topic: Arc<str> = publish.topic().into();
+            let stored = (!publish.payload().is_empty()).then(|| StoredRetained {
+                publish: publish.clone(),
+                set_at_ms: unix_ms(),
+            });
+            self.journal.push(Change::Retain(topic, stored));
+        }
+        self.retained.set(publish, now);
+    }
+
+    /// Takes back what a store kept: sessions (offline, their expiry
+    /// counted from `now` when they were connected at the crash), the
+    /// messages owed to them (QoS 2 ones sent under an identifier go back
+    /// in flight under it), and retained messages.
+    pub(crate) fn restore(&mut self, loaded: Loaded, now: Instant) {
+        let now_ms = unix_ms();
+        let ago = |ms: u64| Duration::from_millis(now_ms.saturating_sub(ms));
+        for r in loaded.retained {
+            let at = now.checked_sub(ago(r.set_at_ms)).unwrap_or(now);
+            self.retained.set(r.publish, at);
+        }
+        for (id, s) in loaded.sessions {
+            let mailbox = Arc::new(Mailbox::new(self.mailbox_limit.max(s.messages.len())));
+            let mut inflight = Vec::new();
+            for (seq, m) in s.messages {
+                self.last_seq = self.last_seq.max(seq);
+                let at = now.checked_sub(ago(m.routed_at_ms)).unwrap_or(now);
+                let mut p = m.publish;
+                match m.state {
+                    MessageState::Queued => {
+                        mailbox.push(p, at, seq, false);
+                    }
+                    MessageState::Sent(pid) => {
+                        p.qos_pid = QosPid::new(QoS::ExactlyOnce, pid);
+                        inflight.push((pid, RequestId::from_raw(seq), FlightState::Qos2Sent(p)));
+                    }
+                    MessageState::Received(pid) => {
+                        inflight.push((pid, RequestId::from_raw(seq), FlightState::Released));
+                    }
+                }
+            }
+            for (filter, sub) in &s.session.subscriptions {
+                self.tree.subscribe(filter, id.clone(), *sub);
+            }
+            let expires_at = match s.session.expires_at {
+                Some(at_s) => {
+                    let left = at_s.saturating_sub(now_ms / 1000);
+                    Some(now + Duration::from_secs(left))
+                }
+                None => expiry_deadline(s.session.expiry, now),
+            };
+            let stored = mqtt_session::SessionState {
+                inflight,
+                queued: Vec::new(),
+                awaiting_release: s.awaiting_release,
+            };
+            self.sessions.insert(
+                id,
+                SessionRecord {
+                    subscriptions: s.session.subscriptions.into_iter().collect(),
+                    mailbox,
+                    live: None,
+                    stored: Some(stored),
+                    expiry: s.session.expiry,
+                    expires_at,
+                },
+            );
         }
     }
 
@@ -136,7 +257,27 @@ impl State {
             };
             let out = outgoing_copy(publish, qos, retain_as_published && publish.retain, ids);
             let online = record.live.is_some();
-            let pushed = record.mailbox.push(out, now, online);
+            // A persistent session's QoS 1 and 2 messages are stored.
+            let stored = (self.storing && record.expiry > 0 && out.qos() != QoS::AtMostOnce)
+                .then(|| out.clone());
+            let seq = if stored.is_some() {
+                self.last_seq += 1;
+                self.last_seq
+            } else {
+                0
+            };
+            let pushed = record.mailbox.push(out, now, seq, online);
+            if let (Some(publish), Push::Queued) = (stored, pushed) {
+                self.journal.push(Change::Message(
+                    key.clone(),
+                    seq,
+                    StoredMessage {
+                        publish,
+                        state: MessageState::Queued,
+                        routed_at_ms: unix_ms(),
+                    },
+                ));
+            }
             if online
                 && routed.congested.is_none()
                 && from != Some(&*key)
@@ -166,6 +307,9 @@ impl State {
                 self.tree.unsubscribe(filter, client_id);
             }
             record.mailbox.clear();
+            if record.expiry > 0 {
+                self.record(Change::RemoveSession(client_id.clone()));
+            }
         }
     }
 
@@ -226,7 +370,7 @@ impl State {
         tracing::debug!(client_id = %will.publisher, topic = will.publish.topic(), "publishing will");
         // [MQTT-3.1.2-14], [MQTT-3.1.2-15]
         if will.publish.retain {
-            self.retained.set(will.publish.clone(), now);
+            self.set_retained(will.publish.clone(), now);
         }
         self.route(Some(&will.publisher), &will.publish, now);
     }

@@ -16,7 +16,7 @@ pub(crate) enum Flow {
         deliver: Option<Publish>,
         completed: Option<(RequestId, Outcome)>,
         /// A QoS 2 message we sent was received (PUBREC with success).
-        received: Option<RequestId>,
+        received: Option<(RequestId, PacketId)>,
         /// A QoS 2 message the peer sent was released (PUBREL).
         released: Option<PacketId>,
     },
@@ -79,7 +79,7 @@ pub(crate) fn on_packet(
                 send: Some(rel.into()),
                 deliver: None,
                 completed: None,
-                received: Some(request),
+                received: Some((request, r.packet_id)),
                 released: None,
             },
             Ok(Err((request, outcome))) => Flow::completed(request, outcome),

@@ -99,6 +99,8 @@ pub enum ServerEvent {
     Received {
         /// The handle `deliver` returned.
         request: RequestId,
+        /// Its packet identifier.
+        packet_id: PacketId,
     },
     /// The client released a QoS 2 message it had sent (PUBREL); the
     /// PUBCOMP is queued. A broker that stores the identifiers awaiting
@@ -408,8 +410,9 @@ impl ServerSession {
             } => {
                 self.transmit.extend(send);
                 self.events.extend(deliver.map(ServerEvent::Message));
-                if let Some(request) = received {
-                    self.events.push_back(ServerEvent::Received { request });
+                if let Some((request, packet_id)) = received {
+                    self.events
+                        .push_back(ServerEvent::Received { request, packet_id });
                 }
                 if let Some(packet_id) = released {
                     self.events.push_back(ServerEvent::Released { packet_id });

@@ -315,7 +315,13 @@ fn session_state_survives_the_connection() {
     );
     h.recv(PubRec::new(pid(2))).unwrap();
     h.sent();
-    assert_eq!(h.events(), [ServerEvent::Received { request: b }]);
+    assert_eq!(
+        h.events(),
+        [ServerEvent::Received {
+            request: b,
+            packet_id: pid(2)
+        }]
+    );
     h.recv(msg("in", QoS::ExactlyOnce, 9)).unwrap();
     assert!(matches!(h.events().as_slice(), [ServerEvent::Message(_)]));
     h.server.connection_lost();
