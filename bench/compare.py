@@ -55,7 +55,7 @@ class Broker:
         self.port = free_port()
         if self.name == "ours":
             self.ws_port = free_port()
-            return [OURS, "--tcp", f"127.0.0.1:{self.port}", "--ws", f"127.0.0.1:{self.ws_port}", "--log", "error"]
+            return [OURS, "--tcp", f"127.0.0.1:{self.port}", "--ws", f"127.0.0.1:{self.ws_port}", "--log", "error", "--in-memory"]
         if self.name == "mosquitto":
             conf = os.path.join(self.tmp, "mosquitto.conf")
             with open(conf, "w") as f:

@@ -37,7 +37,7 @@ python3 bench/compare.py --rounds "$rounds"
   echo '`cargo bench -p mqtt-client --bench vs_rumqttc` (method in mqtt-client/BENCHMARKS.md), same machine, through mosquitto and then through our broker (pinned to CPU 0):'
   echo
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  taskset -c 0 target/release/broker --tcp "127.0.0.1:$port" --log error &
+  taskset -c 0 target/release/broker --tcp "127.0.0.1:$port" --log error --in-memory &
   broker_pid=$!
   sleep 1
   VS_RUMQTTC_BROKER="$port:$broker_pid" cargo bench --quiet -p mqtt-client --bench vs_rumqttc -- "$rounds" 2>/dev/null

@@ -25,7 +25,7 @@ impl Drop for Running {
 async fn broker(args: &[&str], wait: u16) -> Running {
     let child = Command::new(BROKER)
         .args(args)
-        .args(["--log", "warn"])
+        .args(["--log", "warn", "--in-memory"])
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -267,7 +267,7 @@ async fn reads_a_config_file_and_stops_on_sigterm() {
     // An unknown key in the file is an error, not ignored.
     std::fs::write(&config, "[limits]\nmax_paket_size = 1\n").unwrap();
     let out = Command::new(BROKER)
-        .args(["--config", config.to_str().unwrap()])
+        .args(["--config", config.to_str().unwrap(), "--in-memory"])
         .output()
         .await
         .unwrap();

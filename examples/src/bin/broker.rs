@@ -6,7 +6,10 @@
 //! `--help` lists every option.
 
 use clap::Parser;
-use mqtt_broker_core::{AllowAll, Broker, BrokerConfig, ListenerConfig, ServerTls};
+use mqtt_broker_core::{
+    AllowAll, Broker, BrokerConfig, ListenerConfig, ServerTls,
+    store::{Durability, RedbStore},
+};
 use serde::Deserialize;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -44,6 +47,21 @@ struct Args {
     /// listeners are added to those it lists.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Keep persistent sessions, the messages queued for them and retained
+    /// messages in DIR (created if missing), across restarts and crashes.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Keep nothing on disk: sessions and retained messages live in memory
+    /// and end with the process.
+    #[arg(long, conflicts_with = "data_dir")]
+    in_memory: bool,
+    /// When acknowledgements wait for the disk: `always` (default: PUBACK,
+    /// PUBREC, SUBACK and CONNACK go out once what they promise is on
+    /// disk; batched across clients) or a flush period in milliseconds
+    /// (e.g. `100`: faster, and a crash loses up to that much of what was
+    /// acknowledged).
+    #[arg(long, value_name = "always|MS", default_value = "always")]
+    sync: String,
     /// Serve the files in DIR over plain HTTP on the WebSocket listeners
     /// (e.g. examples/web: the dashboard and chat pages); `/status` and
     /// `/metrics` are always there.
@@ -219,7 +237,27 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         session_queue = broker_config.session.max_queued,
         "per-client queues are bounded: messages past these are dropped and counted"
     );
-    let broker = Broker::new(broker_config, Arc::new(AllowAll));
+    let broker = if args.in_memory {
+        Broker::new(broker_config, Arc::new(AllowAll))
+    } else {
+        let durability = match args.sync.as_str() {
+            "always" => Durability::Always,
+            ms => Durability::Periodic(Duration::from_millis(
+                ms.parse()
+                    .map_err(|_| format!("--sync {ms}: `always` or a number of milliseconds"))?,
+            )),
+        };
+        std::fs::create_dir_all(&args.data_dir)
+            .map_err(|e| format!("--data-dir {}: {e}", args.data_dir.display()))?;
+        let store = RedbStore::open(args.data_dir.join("broker.redb"))?;
+        tracing::info!(data_dir = %args.data_dir.display(), ?durability, "sessions and retained messages are stored");
+        Broker::with_store(
+            broker_config,
+            Arc::new(AllowAll),
+            Arc::new(store),
+            durability,
+        )?
+    };
     for l in listeners {
         let what = format!("{l:?}");
         broker.listen(l).await.map_err(|e| {

@@ -86,7 +86,7 @@ function kill(child) {
 async function main() {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   const [tcp, ws] = [await freePort(), await freePort()];
-  const brokerArgs = ['--tcp', `127.0.0.1:${tcp}`, '--ws', `127.0.0.1:${ws}`, '--web', WEB, '--log', 'warn'];
+  const brokerArgs = ['--tcp', `127.0.0.1:${tcp}`, '--ws', `127.0.0.1:${ws}`, '--web', WEB, '--log', 'warn', '--in-memory'];
   let broker = start(BROKER, brokerArgs, 'broker');
   await waitForPort(ws);
   await waitForPort(tcp);
