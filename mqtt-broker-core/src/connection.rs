@@ -558,6 +558,30 @@ impl Conn {
         } else {
             connect.client_id.as_str().into()
         };
+        // The Will must be a message this client may publish: checked now,
+        // with the id it got, since it is published when the client cannot
+        // be asked.
+        if let Some(w) = &connect.will {
+            let client = ClientInfo {
+                client_id: client_id.clone(),
+                username: self.auth.identity.clone().or_else(|| {
+                    connect
+                        .username
+                        .as_ref()
+                        .map(|u| Arc::<str>::from(u.as_str()))
+                }),
+                version: connect.version,
+                connection: self.info.clone(),
+            };
+            let mut p = Publish::new(w.topic.clone(), w.payload.clone());
+            p.qos_pid = QosPid::new(w.qos, mqtt_codec::PacketId::MIN);
+            p.retain = w.retain;
+            if !self.shared.hooks.authorize_publish(&client, &p) {
+                info!(client_id = %client_id, topic = w.topic.as_str(), "will not authorized: connection refused");
+                self.session.refuse(ConnectReason::NotAuthorized);
+                return;
+            }
+        }
         // Session Expiry: MQTT 5 property (capped); 3.1.1 Clean Session 0 keeps it for ever.
         let expiry = if v5 {
             connect
@@ -580,6 +604,13 @@ impl Conn {
             && (connect.keep_alive == 0 || connect.keep_alive > cap)
         {
             connack.properties.server_keep_alive = Some(cap);
+        }
+        // [MQTT-4.12.0-5]: a CONNACK after enhanced authentication names
+        // the method (and carries the mechanism's last data, if any).
+        if v5 && connect.properties.authentication_method.is_some() {
+            connack.properties.authentication_method =
+                connect.properties.authentication_method.clone();
+            connack.properties.authentication_data = self.auth.connack_data.take();
         }
         if v5 {
             let p = &mut connack.properties;
@@ -708,14 +739,22 @@ impl Conn {
             .messages_received
             .fetch_add(1, Ordering::Relaxed);
         let hooks = &self.shared.hooks;
+        let authorized = hooks.authorize_publish(&a.client, &publish);
+        // MQTT 5: a refused message's PUBACK / PUBREC says 0x87 (and a
+        // refused QoS 2 flow ends there); 3.1.1: acknowledged and dropped.
+        let refused = !authorized
+            && publish.packet_id().is_some_and(|id| {
+                self.session
+                    .refuse_message(id, mqtt_codec::PubAckReason::NotAuthorized)
+            });
         // A persistent session's QoS 2 identifiers awaiting PUBREL are
         // stored in the same batch as the copies routed, so that after a
         // crash a resent message is neither lost nor routed twice.
         let awaiting = match publish.qos_pid {
-            QosPid::ExactlyOnce(id) if a.expiry > 0 => Some(id),
+            QosPid::ExactlyOnce(id) if a.expiry > 0 && !refused => Some(id),
             _ => None,
         };
-        let publish = if hooks.authorize_publish(&a.client, &publish) {
+        let publish = if authorized {
             hooks.on_message(&a.client, publish)
         } else {
             debug!(client_id = %a.client.client_id, topic = publish.topic(), "publish not authorized; dropped");

@@ -28,6 +28,10 @@ pub struct AuthState {
     /// e.g. from a client certificate, a WebSocket bearer token or a SCRAM
     /// exchange. Authorization then sees this as [`ClientInfo::username`].
     pub identity: Option<Arc<str>>,
+    /// Authentication Data for the CONNACK that ends an MQTT 5 enhanced
+    /// authentication (e.g. SCRAM's server-final message, by which the
+    /// client checks the server).
+    pub connack_data: Option<bytes::Bytes>,
     data: Option<Box<dyn std::any::Any + Send>>,
 }
 
@@ -53,6 +57,7 @@ impl std::fmt::Debug for AuthState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthState")
             .field("identity", &self.identity)
+            .field("connack_data", &self.connack_data.is_some())
             .field("data", &self.data.is_some())
             .finish()
     }

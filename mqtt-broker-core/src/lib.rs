@@ -29,6 +29,7 @@
 //! }
 //! ```
 
+pub mod auth;
 mod broker;
 mod connection;
 pub mod hooks;
@@ -40,6 +41,7 @@ mod state;
 pub mod store;
 pub mod subscriptions;
 
+pub use auth::{Acl, CertIdentity, FileAuth, PasswordFile};
 pub use broker::{Broker, BrokerConfig, ListenerConfig, Stats};
 pub use hooks::{AllowAll, AuthState, AuthStep, ClientInfo, Hooks};
 pub use mqtt_session::ServerOptions;

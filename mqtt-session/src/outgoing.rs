@@ -226,7 +226,7 @@ impl Outgoing {
         &mut self,
         id: PacketId,
         reason: PubAckReason,
-    ) -> Result<Result<(RequestId, PubRel), (RequestId, Outcome)>, UnexpectedAck> {
+    ) -> Result<PubRecResult, UnexpectedAck> {
         let unexpected = UnexpectedAck {
             packet: "PUBREC",
             id: id.get(),
@@ -306,15 +306,20 @@ impl Outgoing {
     }
 }
 
+/// Messages in flight (in send order) and waiting, each with its request.
+pub(crate) type Snapshot = (
+    alloc::vec::Vec<(PacketId, RequestId, FlightState)>,
+    alloc::vec::Vec<(RequestId, Publish)>,
+);
+
+/// A successful PUBREC's request and the PUBREL to send, or the request a
+/// failed PUBREC ended.
+pub(crate) type PubRecResult = Result<(RequestId, PubRel), (RequestId, Outcome)>;
+
 impl Outgoing {
     /// Messages in flight in send order, and messages waiting, each with
     /// its request.
-    pub(crate) fn snapshot(
-        &self,
-    ) -> (
-        alloc::vec::Vec<(PacketId, RequestId, FlightState)>,
-        alloc::vec::Vec<(RequestId, Publish)>,
-    ) {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         let mut flights: alloc::vec::Vec<(u64, PacketId, RequestId, FlightState)> = self
             .inflight
             .iter()

@@ -10,8 +10,8 @@ use alloc::{boxed::Box, collections::VecDeque, vec::Vec};
 use core::{num::NonZeroU16, num::NonZeroU32, time::Duration};
 use mqtt_codec::{
     Auth, BytesMut, ConnAck, Connect, ConnectReason, DecodeError, Decoder, Disconnect,
-    DisconnectReason, Encode, Packet, PacketId, ProtocolVersion, Publish, QoS, SubAck, Subscribe,
-    UnsubAck, Unsubscribe,
+    DisconnectReason, Encode, Packet, PacketId, ProtocolVersion, PubAckReason, Publish, QoS,
+    SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
 
 /// What a server announces and enforces on each connection.
@@ -614,6 +614,35 @@ impl ServerSession {
         self.outgoing
             .enqueue(request, publish)
             .map_err(DeliverError::QueueFull)
+    }
+
+    /// Refuses a message just received, as reported by
+    /// [`ServerEvent::Message`] and before the next
+    /// [`poll_transmit`](Self::poll_transmit): its PUBACK or PUBREC, still
+    /// queued, carries `reason` (an error code, e.g. 0x87 Not authorized)
+    /// instead of success, and a refused QoS 2 message's flow ends with
+    /// that PUBREC. MQTT 3.1.1 has no reason codes: there the message stays
+    /// acknowledged (and the broker drops it). Returns whether an
+    /// acknowledgement was changed.
+    pub fn refuse_message(&mut self, packet_id: PacketId, reason: PubAckReason) -> bool {
+        if !self.version.is_v5() || !reason.is_error() {
+            return false;
+        }
+        for packet in self.transmit.iter_mut().rev() {
+            match packet {
+                Packet::PubAck(a) if a.packet_id == packet_id => {
+                    a.reason = reason;
+                    return true;
+                }
+                Packet::PubRec(r) if r.packet_id == packet_id => {
+                    r.reason = reason;
+                    self.incoming.awaiting_rel.remove(&packet_id.get());
+                    return true;
+                }
+                _ => {}
+            }
+        }
+        false
     }
 
     /// Answers a SUBSCRIBE.

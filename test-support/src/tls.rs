@@ -57,4 +57,21 @@ impl Ca {
             key_pem: key.serialize_pem(),
         }
     }
+
+    /// A certificate with common name `cn` (and that DNS name) that
+    /// expired long ago: valid from 2000-01-01 to 2001-01-01.
+    pub fn issue_expired(&self, cn: &str) -> Leaf {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec![cn.to_string()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Leaf {
+            chain: vec![cert.der().clone()],
+            key: PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
 }

@@ -8,6 +8,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 
 type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
+/// A key and its value.
+type Entry = (Vec<u8>, Vec<u8>);
 
 const SESSIONS: Def = TableDefinition::new("sessions");
 const MESSAGES: Def = TableDefinition::new("messages");
@@ -89,7 +91,7 @@ impl Store for RedbStore {
         let mut all = Vec::new();
         for t in [SESSIONS, MESSAGES, AWAITING, RETAINED] {
             let table = r.open_table(t).map_err(engine)?;
-            let entries: Vec<Result<(Vec<u8>, Vec<u8>), StoreError>> = table
+            let entries: Vec<Result<Entry, StoreError>> = table
                 .iter()
                 .map_err(engine)?
                 .map(|e| {
