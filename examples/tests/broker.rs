@@ -321,3 +321,119 @@ async fn load_tool_runs_every_scenario_against_the_broker() {
         run(Command::new(BENCH).args(["conns", "-c", "200", "-L", &tcp_url, "--pid", &pid])).await;
     assert!(out.contains("\"connects_per_s\":"), "{out}");
 }
+
+const PASSWD: &str = env!("CARGO_BIN_EXE_passwd");
+
+#[tokio::test]
+async fn logins_from_a_password_file_and_rules_from_an_acl_file() {
+    let dir = std::env::temp_dir().join(format!("broker-auth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let passwords = dir.join("passwords");
+    let acl = dir.join("acl");
+    run(Command::new(PASSWD)
+        .arg("-c")
+        .arg("-b")
+        .arg(&passwords)
+        .args(["ann", "ann-pw"]))
+    .await;
+    run(Command::new(PASSWD)
+        .arg("-b")
+        .arg(&passwords)
+        .args(["bob", "bob-pw"]))
+    .await;
+    std::fs::write(
+        &acl,
+        "user ann\ntopic readwrite ann/#\npattern read inbox/%u/#\n",
+    )
+    .unwrap();
+    let tcp = free_port();
+    let _b = broker(
+        &[
+            "--tcp",
+            &format!("127.0.0.1:{tcp}"),
+            "--password-file",
+            passwords.to_str().unwrap(),
+            "--acl-file",
+            acl.to_str().unwrap(),
+        ],
+        tcp,
+    )
+    .await;
+    let port = tcp.to_string();
+    let attempt = |user: &'static str, pw: &'static str| {
+        let port = port.clone();
+        async move {
+            tokio::time::timeout(
+                Duration::from_secs(20),
+                Command::new(PUB)
+                    .args([
+                        "-p", &port, "-V", "mqttv5", "-t", "ann/x", "-m", "1", "-q", "1",
+                    ])
+                    .args(["-u", user, "-P", pw])
+                    .output(),
+            )
+            .await
+            .unwrap()
+            .unwrap()
+        }
+    };
+    // Wrong password, unknown user: refused (0x86).
+    for (user, pw) in [("ann", "wrong"), ("nobody", "x")] {
+        let out = attempt(user, pw).await;
+        assert!(!out.status.success(), "{user} got in");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("BadUserNameOrPassword"), "{user}: {err}");
+    }
+    // Anonymous: refused (0x87).
+    let out = Command::new(PUB)
+        .args(["-p", &port, "-V", "mqttv5", "-t", "ann/x", "-m", "1"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NotAuthorized"));
+    // Ann may read her topics; Bob may not subscribe to them.
+    let mut sub = Command::new(SUB)
+        .args([
+            "-p", &port, "-V", "mqttv5", "-t", "ann/#", "-C", "1", "-W", "10",
+        ])
+        .args(["-u", "ann", "-P", "ann-pw"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let out = Command::new(SUB)
+        .args([
+            "-p", &port, "-V", "mqttv5", "-t", "ann/#", "-C", "1", "-W", "1",
+        ])
+        .args(["-u", "bob", "-P", "bob-pw"])
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refused") && err.contains("NotAuthorized"),
+        "{err}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ok = attempt("ann", "ann-pw").await;
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let mut got = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        sub.stdout.take().unwrap().read_to_string(&mut got),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(got.trim(), "1");
+    // Bob may not publish to Ann's topics: PUBACK 0x87.
+    let denied = attempt("bob", "bob-pw").await;
+    assert!(!denied.status.success());
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("NotAuthorized"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -7,7 +7,8 @@
 
 use clap::Parser;
 use mqtt_broker_core::{
-    AllowAll, Broker, BrokerConfig, ListenerConfig, ServerTls,
+    AllowAll, Broker, BrokerConfig, Hooks, ListenerConfig, ServerTls,
+    auth::{Acl, CertIdentity, FileAuth, PasswordFile},
     store::{Durability, RedbStore},
 };
 use serde::Deserialize;
@@ -47,6 +48,27 @@ struct Args {
     /// listeners are added to those it lists.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Users and password hashes (see `passwd`): clients must log in
+    /// (anonymous access is then off unless --allow-anonymous).
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// Access control list (mosquitto's format: `user`, `topic`, `pattern`
+    /// with %c and %u): what each client may publish and subscribe to.
+    #[arg(long, value_name = "FILE")]
+    acl_file: Option<PathBuf>,
+    /// Let clients without credentials in even though a password file,
+    /// certificate identity or tokens are configured.
+    #[arg(long)]
+    allow_anonymous: bool,
+    /// Take the user name from the TLS client certificate (needs
+    /// --client-ca): `cn` (Common Name) or `san` (first DNS / e-mail SAN).
+    #[arg(long, value_name = "cn|san")]
+    cert_identity: Option<String>,
+    /// WebSocket bearer tokens: lines `TOKEN USER`; an upgrade request with
+    /// `Authorization: Bearer TOKEN` or a `mqtt_token=TOKEN` cookie is that
+    /// user.
+    #[arg(long, value_name = "FILE")]
+    ws_tokens: Option<PathBuf>,
     /// Keep persistent sessions, the messages queued for them and retained
     /// messages in DIR (created if missing), across restarts and crashes.
     #[arg(long, value_name = "DIR", default_value = "data")]
@@ -83,6 +105,64 @@ struct Config {
     limits: Limits,
     /// Files served over HTTP on the WebSocket listeners.
     web_root: Option<PathBuf>,
+    #[serde(default)]
+    auth: AuthFiles,
+}
+
+/// The [auth] section.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct AuthFiles {
+    password_file: Option<PathBuf>,
+    acl_file: Option<PathBuf>,
+    allow_anonymous: Option<bool>,
+    cert_identity: Option<String>,
+    ws_tokens: Option<PathBuf>,
+}
+
+/// The policy from the auth options: `None` when nothing is configured
+/// (every client allowed, as for a local test broker).
+fn file_auth(
+    args: &Args,
+    config: &AuthFiles,
+) -> Result<Option<FileAuth>, Box<dyn std::error::Error>> {
+    let passwords = args.password_file.clone().or(config.password_file.clone());
+    let acl = args.acl_file.clone().or(config.acl_file.clone());
+    let cert = args.cert_identity.clone().or(config.cert_identity.clone());
+    let tokens = args.ws_tokens.clone().or(config.ws_tokens.clone());
+    if passwords.is_none() && acl.is_none() && cert.is_none() && tokens.is_none() {
+        return Ok(None);
+    }
+    let mut b = FileAuth::builder()
+        .allow_anonymous(args.allow_anonymous || config.allow_anonymous.unwrap_or(false));
+    if let Some(p) = &passwords {
+        b = b.password_file(PasswordFile::load(p)?);
+    }
+    if let Some(p) = &acl {
+        b = b.acl(Acl::load(p)?);
+    }
+    match cert.as_deref() {
+        None => {}
+        Some("cn") => b = b.certificate_identity(CertIdentity::CommonName),
+        Some("san") => b = b.certificate_identity(CertIdentity::SubjectAltName),
+        Some(other) => return Err(format!("--cert-identity {other}: `cn` or `san`").into()),
+    }
+    if let Some(p) = &tokens {
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+                [token, user] => b = b.ws_token(token, user),
+                _ => {
+                    return Err(format!("{}:{}: expected `TOKEN USER`", p.display(), n + 1).into());
+                }
+            }
+        }
+    }
+    Ok(Some(b.build()))
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -237,8 +317,29 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         session_queue = broker_config.session.max_queued,
         "per-client queues are bounded: messages past these are dropped and counted"
     );
+    let auth = file_auth(&args, &config.auth)?.map(Arc::new);
+    let hooks: Arc<dyn Hooks> = match &auth {
+        Some(auth) => auth.clone(),
+        None => {
+            let open = listeners.iter().any(|l| {
+                let a = match l {
+                    ListenerConfig::Tcp(a)
+                    | ListenerConfig::Ws(a)
+                    | ListenerConfig::Tls(a, _)
+                    | ListenerConfig::Wss(a, _) => a,
+                };
+                !a.ip().is_loopback()
+            });
+            if open {
+                tracing::warn!(
+                    "no --password-file, --acl-file, --cert-identity or --ws-tokens: any client may connect and do anything"
+                );
+            }
+            Arc::new(AllowAll)
+        }
+    };
     let broker = if args.in_memory {
-        Broker::new(broker_config, Arc::new(AllowAll))
+        Broker::new(broker_config, hooks)
     } else {
         let durability = match args.sync.as_str() {
             "always" => Durability::Always,
@@ -251,12 +352,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|e| format!("--data-dir {}: {e}", args.data_dir.display()))?;
         let store = RedbStore::open(args.data_dir.join("broker.redb"))?;
         tracing::info!(data_dir = %args.data_dir.display(), ?durability, "sessions and retained messages are stored");
-        Broker::with_store(
-            broker_config,
-            Arc::new(AllowAll),
-            Arc::new(store),
-            durability,
-        )?
+        Broker::with_store(broker_config, hooks, Arc::new(store), durability)?
     };
     for l in listeners {
         let what = format!("{l:?}");
@@ -266,6 +362,33 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 what.split('(').next().unwrap_or("")
             )
         })?;
+    }
+    // SIGHUP reloads the password file and the ACL.
+    #[cfg(unix)]
+    if let Some(auth) = auth {
+        let password_file = args
+            .password_file
+            .clone()
+            .or(config.auth.password_file.clone());
+        let acl_file = args.acl_file.clone().or(config.auth.acl_file.clone());
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                if let Some(p) = &password_file {
+                    match PasswordFile::load(p) {
+                        Ok(f) => auth.set_password_file(Some(f)),
+                        Err(e) => tracing::error!(error = %e, "password file not reloaded"),
+                    }
+                }
+                if let Some(p) = &acl_file {
+                    match Acl::load(p) {
+                        Ok(a) => auth.set_acl(Some(a)),
+                        Err(e) => tracing::error!(error = %e, "ACL not reloaded"),
+                    }
+                }
+                tracing::info!("reloaded the password file and the ACL");
+            }
+        });
     }
     shutdown_signal().await;
     broker.shutdown().await;
