@@ -17,7 +17,7 @@ use std::{
     path::PathBuf,
     sync::{
         Arc, Mutex, MutexGuard,
-        atomic::{AtomicU64, AtomicUsize},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -52,6 +52,8 @@ pub struct BrokerConfig {
     pub ws: WsServerOptions,
     /// How long shutdown waits for connections to close.
     pub shutdown_timeout: Duration,
+    /// Limits on what clients may use; `None` fields are unlimited.
+    pub limits: Limits,
     /// A folder of files (web pages, scripts) served over plain HTTP on
     /// the WebSocket listeners, beside the MQTT endpoint: `/` serves its
     /// `index.html`. `None` serves only `/status` and `/metrics` (and the
@@ -69,8 +71,37 @@ impl Default for BrokerConfig {
             ws: WsServerOptions::default(),
             shutdown_timeout: Duration::from_secs(5),
             web_root: None,
+            limits: Limits::default(),
         }
     }
+}
+
+/// Limits that keep one client, or many, from taking the broker down. All
+/// are off by default; set them for the clients you expect.
+#[derive(Clone, Debug, Default)]
+pub struct Limits {
+    /// Most client connections at once: MQTT 5 clients past it get CONNACK
+    /// 0x89 Server busy (3.1.1: return code 3). Sockets beyond it (and a
+    /// margin for handshakes) are closed as soon as they are accepted.
+    pub max_connections: Option<usize>,
+    /// Most connections from one IP address: CONNACK 0x97 Quota exceeded.
+    pub max_connections_per_ip: Option<usize>,
+    /// Most subscriptions a session holds: SUBACK 0x97 Quota exceeded
+    /// (3.1.1: 0x80) for filters past it.
+    pub max_subscriptions: Option<usize>,
+    /// Most levels in a topic name or filter: a longer topic's PUBLISH is
+    /// refused (MQTT 5 PUBACK / PUBREC 0x90 Topic Name invalid) and a
+    /// longer filter's subscription too (0x8F Topic Filter invalid).
+    pub max_topic_levels: Option<usize>,
+    /// Longest topic name or filter, in bytes; as `max_topic_levels`.
+    pub max_topic_length: Option<usize>,
+    /// PUBLISH packets one client may send per second, with bursts of as
+    /// many: a faster client is slowed down (its input is read later), not
+    /// cut off and not dropped.
+    pub max_publish_rate: Option<u32>,
+    /// Shortest Keep Alive: MQTT 5 clients asking for less (but not for
+    /// none) get this as Server Keep Alive.
+    pub min_keep_alive: Option<u16>,
 }
 
 /// A listener kind and address.
@@ -113,6 +144,8 @@ pub struct Stats {
     pub bytes_sent: AtomicU64,
     /// Messages not delivered because a client's queue was full.
     pub messages_dropped: AtomicU64,
+    /// Connections refused for a limit ([`Limits`]).
+    pub connections_refused: AtomicU64,
 }
 
 pub(crate) struct Shared {
@@ -127,6 +160,70 @@ pub(crate) struct Shared {
     /// The store's group commit, when there is a store.
     pub(crate) persist: Option<Arc<Persister>>,
     store_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Sockets accepted and not yet closed, in all.
+    sockets: AtomicUsize,
+    /// Sockets accepted and not yet closed, per peer address.
+    per_ip: Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One accepted socket, counted while it lives.
+pub(crate) struct SocketSlot {
+    shared: Arc<Shared>,
+    ip: std::net::IpAddr,
+}
+
+impl SocketSlot {
+    /// Counts a socket from `ip`; `None` when even the margin past
+    /// [`Limits::max_connections`] is used up (the socket is then closed
+    /// unanswered).
+    fn take(shared: &Arc<Shared>, ip: std::net::IpAddr) -> Option<SocketSlot> {
+        let n = shared.sockets.fetch_add(1, Ordering::Relaxed) + 1;
+        let slot = SocketSlot {
+            shared: shared.clone(),
+            ip,
+        };
+        if let Some(max) = shared.config.limits.max_connections
+            && n > max + (max / 10).max(64)
+        {
+            shared
+                .stats
+                .connections_refused
+                .fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        *shared
+            .per_ip
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(ip)
+            .or_default() += 1;
+        Some(slot)
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        self.shared.sockets.fetch_sub(1, Ordering::Relaxed);
+        let mut per_ip = self.shared.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let std::collections::hash_map::Entry::Occupied(mut e) = per_ip.entry(self.ip) {
+            *e.get_mut() -= 1;
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Connections open from `ip`.
+    pub(crate) fn connections_from(&self, ip: std::net::IpAddr) -> usize {
+        self.per_ip
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ip)
+            .copied()
+            .unwrap_or(0)
+    }
 }
 
 /// The shared state, locked. Changes journaled under the lock go to the
@@ -268,6 +365,8 @@ impl Broker {
             started: Instant::now(),
             persist,
             store_thread: Mutex::new(store_thread),
+            sockets: AtomicUsize::new(0),
+            per_ip: Mutex::new(std::collections::HashMap::new()),
         });
         let broker = Broker {
             shared: shared.clone(),
@@ -366,10 +465,23 @@ impl Broker {
                     }
                 };
                 let shared = broker.shared.clone();
+                let Some(slot) = SocketSlot::take(&shared, accepted.peer().ip()) else {
+                    drop(accepted);
+                    continue;
+                };
                 broker.spawn(async move {
-                    if let Some(conn) = establish(&shared, accepted, ws).await {
+                    // TLS and WebSocket handshakes get the CONNECT timeout too.
+                    let limit = shared
+                        .config
+                        .session
+                        .connect_timeout
+                        .unwrap_or(Duration::from_secs(10));
+                    if let Ok(Some(conn)) =
+                        tokio::time::timeout(limit, establish(&shared, accepted, ws)).await
+                    {
                         crate::connection::serve(shared, conn).await;
                     }
+                    drop(slot);
                 });
             }
         });
@@ -439,6 +551,15 @@ enum Acceptor {
 enum Accepted {
     Http(tokio::net::TcpStream, SocketAddr),
     Mqtt(mqtt_transport_tcp::Incoming),
+}
+
+impl Accepted {
+    fn peer(&self) -> SocketAddr {
+        match self {
+            Accepted::Http(_, peer) => *peer,
+            Accepted::Mqtt(i) => i.peer_addr(),
+        }
+    }
 }
 
 impl Acceptor {

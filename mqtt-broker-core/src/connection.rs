@@ -165,6 +165,8 @@ pub(crate) struct Conn {
     wait_for: Ticket,
     /// The last request handle given to a message that is not stored.
     next_local: u64,
+    /// The publish rate limit's bucket.
+    rate: RateLimit,
     control: (
         mpsc::UnboundedSender<Control>,
         mpsc::UnboundedReceiver<Control>,
@@ -210,6 +212,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         auth: AuthState::default(),
         wait_for: 0,
         next_local: 0,
+        rate: RateLimit::default(),
         control: mpsc::unbounded_channel(),
         handed_over: false,
         session_continues: false,
@@ -242,7 +245,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         // Handle buffered packets one at a time, pausing (with the rest left
         // in the buffer) as soon as a subscriber this publisher feeds falls
         // behind.
-        while c.congested.is_none() && !c.session.is_closed() {
+        while c.congested.is_none()
+            && !c.session.is_closed()
+            && c.rate.paused(Instant::now()).is_none()
+        {
             let now = c.now();
             match c.session.handle_one(now, &mut rbuf) {
                 Ok(true) => c.handle_events().await,
@@ -281,6 +287,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         rbuf.reserve(read_size);
         let deadline = c.session.poll_timeout().map(|t| c.to_instant(t));
         let congested = c.congested.clone();
+        let throttled = c.rate.paused(Instant::now());
         let mailbox = c
             .accepted
             .as_ref()
@@ -341,7 +348,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
                     }
                 }
             }
-            r = rd.read_buf(&mut rbuf), if read_open && c.ended.is_none() && !c.session.is_closed() && out.len < WRITE_HIGH && congested.is_none() => {
+            r = rd.read_buf(&mut rbuf), if read_open && c.ended.is_none() && !c.session.is_closed() && out.len < WRITE_HIGH && congested.is_none() && throttled.is_none() => {
                 match r {
                     Ok(0) | Err(_) => {
                         c.session.connection_lost();
@@ -357,6 +364,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
             _ = wait_mailbox(mailbox.as_deref()), if mailbox.is_some() && c.session.in_flight() < usize::MAX => {}
             _ = wait_space(congested.as_deref()), if congested.is_some() => {}
             _ = sleep_until(close_by), if close_by.is_some() => {}
+            _ = sleep_until(throttled), if throttled.is_some() => {}
             _ = sleep_until(deadline), if deadline.is_some() => {
                 let now = c.now();
                 c.session.handle_timeout(now);
@@ -381,6 +389,48 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
     c.finish();
     shared.stats.connections.fetch_sub(1, Ordering::Relaxed);
     debug!(%peer, "connection closed");
+}
+
+/// A token bucket for [`Limits::max_publish_rate`](crate::Limits):
+/// `rate` tokens a second, at most `rate` saved up.
+#[derive(Debug, Default)]
+struct RateLimit {
+    tokens: f64,
+    last: Option<Instant>,
+    /// Reading pauses until then.
+    paused_until: Option<Instant>,
+}
+
+impl RateLimit {
+    /// Takes a token for one PUBLISH; when none is left, pauses the
+    /// connection's input until one will be.
+    fn take(&mut self, limits: &crate::Limits, now: Instant) {
+        let Some(rate) = limits.max_publish_rate.filter(|&r| r > 0).map(f64::from) else {
+            return;
+        };
+        let last = *self.last.get_or_insert_with(|| {
+            self.tokens = rate;
+            now
+        });
+        self.tokens =
+            (self.tokens + now.saturating_duration_since(last).as_secs_f64() * rate).min(rate);
+        self.last = Some(now);
+        self.tokens -= 1.0;
+        if self.tokens < 0.0 {
+            self.paused_until = Some(now + Duration::from_secs_f64(-self.tokens / rate));
+        }
+    }
+
+    /// While paused: until when.
+    fn paused(&mut self, now: Instant) -> Option<Instant> {
+        match self.paused_until {
+            Some(t) if t > now => Some(t),
+            _ => {
+                self.paused_until = None;
+                None
+            }
+        }
+    }
 }
 
 /// Waits until the store's batch `ticket` is committed.
@@ -423,6 +473,14 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 impl Conn {
+    /// Whether a topic name or filter keeps to the length and level limits.
+    fn topic_within_limits(&self, topic: &str) -> bool {
+        let l = &self.shared.config.limits;
+        l.max_topic_length.is_none_or(|m| topic.len() <= m)
+            && l.max_topic_levels
+                .is_none_or(|m| topic.split('/').count() <= m)
+    }
+
     /// Stores a stored message's new state; acknowledgements that follow
     /// wait for it.
     fn store_state(&mut self, request: RequestId, state: MessageState) {
@@ -486,6 +544,30 @@ impl Conn {
     }
 
     async fn on_connect(&mut self, connect: Box<Connect>) {
+        let limits = &self.shared.config.limits;
+        let over = if limits
+            .max_connections
+            .is_some_and(|m| self.shared.stats.connections.load(Ordering::Relaxed) > m)
+        {
+            Some(ConnectReason::ServerBusy)
+        } else if limits
+            .max_connections_per_ip
+            .is_some_and(|m| self.shared.connections_from(self.info.peer_addr.ip()) > m)
+        {
+            Some(ConnectReason::QuotaExceeded)
+        } else {
+            None
+        };
+        if let Some(reason) = over {
+            info!(peer = %self.info.peer_addr, ?reason, "connection refused: over a limit");
+            self.shared
+                .stats
+                .connections_refused
+                .fetch_add(1, Ordering::Relaxed);
+            self.connect = Some(connect);
+            self.session.refuse(reason);
+            return;
+        }
         let step = self
             .shared
             .hooks
@@ -604,6 +686,13 @@ impl Conn {
             && (connect.keep_alive == 0 || connect.keep_alive > cap)
         {
             connack.properties.server_keep_alive = Some(cap);
+        }
+        if let Some(min) = config.limits.min_keep_alive
+            && v5
+            && connect.keep_alive != 0
+            && connect.keep_alive < min
+        {
+            connack.properties.server_keep_alive = Some(min);
         }
         // [MQTT-4.12.0-5]: a CONNACK after enhanced authentication names
         // the method (and carries the mechanism's last data, if any).
@@ -739,6 +828,15 @@ impl Conn {
             .messages_received
             .fetch_add(1, Ordering::Relaxed);
         let hooks = &self.shared.hooks;
+        self.rate.take(&self.shared.config.limits, Instant::now());
+        if !self.topic_within_limits(publish.topic()) {
+            debug!(client_id = %a.client.client_id, "topic over the length or level limit; dropped");
+            if let Some(id) = publish.packet_id() {
+                self.session
+                    .refuse_message(id, mqtt_codec::PubAckReason::TopicNameInvalid);
+            }
+            return;
+        }
         let authorized = hooks.authorize_publish(&a.client, &publish);
         // MQTT 5: a refused message's PUBACK / PUBREC says 0x87 (and a
         // refused QoS 2 flow ends there); 3.1.1: acknowledged and dropped.
@@ -807,6 +905,18 @@ impl Conn {
                 if filter.is_shared() && sub.options.no_local {
                     // [MQTT-3.8.3-4]: No Local on a shared subscription.
                     reasons.push(SubAckReason::TopicFilterInvalid);
+                    continue;
+                }
+                if !self.topic_within_limits(filter.as_str()) {
+                    reasons.push(SubAckReason::TopicFilterInvalid);
+                    continue;
+                }
+                if let Some(max) = self.shared.config.limits.max_subscriptions
+                    && state.sessions.get(&a.client.client_id).is_some_and(|r| {
+                        r.subscriptions.len() >= max && !r.subscriptions.contains_key(filter)
+                    })
+                {
+                    reasons.push(SubAckReason::QuotaExceeded);
                     continue;
                 }
                 if !self.shared.hooks.authorize_subscribe(&a.client, filter) {

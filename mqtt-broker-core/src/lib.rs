@@ -42,7 +42,7 @@ pub mod store;
 pub mod subscriptions;
 
 pub use auth::{Acl, CertIdentity, FileAuth, PasswordFile};
-pub use broker::{Broker, BrokerConfig, ListenerConfig, Stats};
+pub use broker::{Broker, BrokerConfig, Limits, ListenerConfig, Stats};
 pub use hooks::{AllowAll, AuthState, AuthStep, ClientInfo, Hooks};
 pub use mqtt_session::ServerOptions;
 pub use mqtt_transport_tcp::ServerTls;

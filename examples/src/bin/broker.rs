@@ -201,6 +201,13 @@ struct Limits {
     max_keep_alive: Option<u16>,
     max_session_expiry: Option<u32>,
     connect_timeout_seconds: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    max_subscriptions: Option<usize>,
+    max_topic_levels: Option<usize>,
+    max_topic_length: Option<usize>,
+    max_publish_rate: Option<u32>,
+    min_keep_alive: Option<u16>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -261,6 +268,15 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(v) = l.max_session_expiry {
         broker_config.max_session_expiry = v;
     }
+    broker_config.limits = mqtt_broker_core::Limits {
+        max_connections: l.max_connections,
+        max_connections_per_ip: l.max_connections_per_ip,
+        max_subscriptions: l.max_subscriptions,
+        max_topic_levels: l.max_topic_levels,
+        max_topic_length: l.max_topic_length,
+        max_publish_rate: l.max_publish_rate,
+        min_keep_alive: l.min_keep_alive,
+    };
     if let Some(p) = &config.listeners.ws_path {
         broker_config.ws.path = Some(p.clone());
     }
