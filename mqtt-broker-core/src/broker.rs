@@ -54,6 +54,9 @@ pub struct BrokerConfig {
     pub shutdown_timeout: Duration,
     /// Limits on what clients may use; `None` fields are unlimited.
     pub limits: Limits,
+    /// How often the counters are published under `$SYS/broker/`
+    /// (retained); `None` publishes none.
+    pub sys_interval: Option<Duration>,
     /// A folder of files (web pages, scripts) served over plain HTTP on
     /// the WebSocket listeners, beside the MQTT endpoint: `/` serves its
     /// `index.html`. `None` serves only `/status` and `/metrics` (and the
@@ -72,6 +75,7 @@ impl Default for BrokerConfig {
             shutdown_timeout: Duration::from_secs(5),
             web_root: None,
             limits: Limits::default(),
+            sys_interval: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -372,6 +376,9 @@ impl Broker {
             shared: shared.clone(),
             tasks: Arc::new(Mutex::new(JoinSet::new())),
         };
+        if let Some(every) = shared.config.sys_interval {
+            tokio::spawn(crate::sys::run(Arc::downgrade(&shared), every));
+        }
         let weak = Arc::downgrade(&shared);
         tokio::spawn(async move {
             loop {

@@ -6,12 +6,11 @@
 //! `HEAD`. Paths are matched segment by segment: anything that could leave
 //! the folder (`..`, hidden names, backslashes, escapes) is not found.
 
-use crate::broker::Shared;
+use crate::{broker::Shared, metrics};
 use mqtt_transport_ws::RequestHead;
 use std::{
-    fmt::Write as _,
     path::{Path, PathBuf},
-    sync::{Arc, atomic::Ordering},
+    sync::Arc,
     time::Duration,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -67,12 +66,12 @@ pub(crate) async fn respond(
 
 async fn route(shared: &Arc<Shared>, path: &str) -> Response {
     match path {
-        "/status" => return Response::text("200 OK", status(shared)),
+        "/status" => return Response::text("200 OK", metrics::status(shared)),
         "/metrics" => {
             return Response {
                 status: "200 OK",
                 content_type: "text/plain; version=0.0.4; charset=utf-8",
-                body: metrics(shared).into_bytes(),
+                body: metrics::prometheus(shared).into_bytes(),
             };
         }
         _ => {}
@@ -82,7 +81,7 @@ async fn route(shared: &Arc<Shared>, path: &str) -> Response {
             Some(file) => serve_file(&file).await,
             None => not_found(),
         },
-        None if path == "/" => Response::text("200 OK", status(shared)),
+        None if path == "/" => Response::text("200 OK", metrics::status(shared)),
         None => not_found(),
     }
 }
@@ -160,98 +159,6 @@ fn content_type(file: &Path) -> &'static str {
         "txt" | "md" => "text/plain; charset=utf-8",
         _ => "application/octet-stream",
     }
-}
-
-/// The counters: (name, help, kind, value).
-fn counters(shared: &Shared) -> Vec<(&'static str, &'static str, &'static str, u64)> {
-    let (sessions, subscriptions, retained) = {
-        let state = shared.lock();
-        (
-            state.sessions.len() as u64,
-            state.tree.len() as u64,
-            state.retained.len() as u64,
-        )
-    };
-    let s = &shared.stats;
-    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-    vec![
-        (
-            "uptime_seconds",
-            "Seconds since the broker started.",
-            "gauge",
-            shared.started.elapsed().as_secs(),
-        ),
-        (
-            "connections",
-            "Open client connections.",
-            "gauge",
-            s.connections.load(Ordering::Relaxed) as u64,
-        ),
-        ("sessions", "Sessions, connected or not.", "gauge", sessions),
-        (
-            "subscriptions",
-            "Subscriptions of every session.",
-            "gauge",
-            subscriptions,
-        ),
-        ("retained", "Retained messages.", "gauge", retained),
-        (
-            "messages_received",
-            "PUBLISH packets received from clients.",
-            "counter",
-            load(&s.messages_received),
-        ),
-        (
-            "messages_sent",
-            "PUBLISH packets sent to clients.",
-            "counter",
-            load(&s.messages_sent),
-        ),
-        (
-            "messages_dropped",
-            "Messages not delivered because a client's queue was full.",
-            "counter",
-            load(&s.messages_dropped),
-        ),
-        (
-            "bytes_received",
-            "Bytes read from clients.",
-            "counter",
-            load(&s.bytes_received),
-        ),
-        (
-            "bytes_sent",
-            "Bytes written to clients.",
-            "counter",
-            load(&s.bytes_sent),
-        ),
-    ]
-}
-
-/// The plain-text status page: one `name value` line per counter.
-pub(crate) fn status(shared: &Shared) -> String {
-    let mut out = String::from("mqtt broker\n");
-    for (name, _, _, value) in counters(shared) {
-        let _ = writeln!(out, "{name} {value}");
-    }
-    out
-}
-
-/// The counters in Prometheus' text format, prefixed `mqtt_broker_`.
-pub(crate) fn metrics(shared: &Shared) -> String {
-    let mut out = String::new();
-    for (name, help, kind, value) in counters(shared) {
-        let name = if kind == "counter" {
-            format!("mqtt_broker_{name}_total")
-        } else {
-            format!("mqtt_broker_{name}")
-        };
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    }
-    out
 }
 
 #[cfg(test)]

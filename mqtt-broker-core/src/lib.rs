@@ -35,11 +35,13 @@ mod connection;
 pub mod hooks;
 mod http;
 mod mailbox;
+mod metrics;
 mod persist;
 pub mod retained;
 mod state;
 pub mod store;
 pub mod subscriptions;
+mod sys;
 
 pub use auth::{Acl, CertIdentity, FileAuth, PasswordFile};
 pub use broker::{Broker, BrokerConfig, Limits, ListenerConfig, Stats};

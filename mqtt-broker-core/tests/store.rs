@@ -21,7 +21,10 @@ const WAIT: Duration = Duration::from_secs(10);
 
 async fn broker(store: Arc<dyn Store>) -> (Broker, u16) {
     let broker = Broker::with_store(
-        BrokerConfig::default(),
+        BrokerConfig {
+            sys_interval: None,
+            ..Default::default()
+        },
         Arc::new(AllowAll),
         store,
         Durability::Always,

@@ -105,6 +105,8 @@ struct Config {
     limits: Limits,
     /// Files served over HTTP on the WebSocket listeners.
     web_root: Option<PathBuf>,
+    /// Seconds between `$SYS/broker/...` publications (0: none).
+    sys_interval_seconds: Option<u64>,
     #[serde(default)]
     auth: AuthFiles,
 }
@@ -282,6 +284,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     broker_config.ws.allowed_origins = config.listeners.ws_allowed_origins.clone();
     broker_config.web_root = args.web.clone().or(config.web_root.clone());
+    if let Some(s) = config.sys_interval_seconds {
+        broker_config.sys_interval = (s > 0).then(|| Duration::from_secs(s));
+    }
     if let Some(root) = &broker_config.web_root
         && !root.is_dir()
     {
