@@ -18,7 +18,8 @@ autosave_on_changes 1 with autosave_interval 1: saving on every change).
 
   python3 bench/durability.py [--rounds 3] [-n 5000] [--qos 1] [--write]
 
---write puts the table in BENCHMARKS.md (between the durability markers).
+--write puts the table in BENCHMARKS.md (between the durability markers
+for that QoS).
 """
 
 import argparse, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
@@ -27,7 +28,6 @@ import paho.mqtt.client as mqtt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OURS = os.path.join(ROOT, "target", "release", "broker")
-BEGIN, END = "<!-- durability:begin -->", "<!-- durability:end -->"
 
 
 def free_port():
@@ -92,6 +92,9 @@ def client(cid, port, clean):
 
 def one_round(setup, n, qos):
     data = tempfile.mkdtemp(prefix="mqtt-durability-")
+    # Mosquitto started as root runs as the `mosquitto` user: it must be
+    # able to write its persistence file here.
+    os.chmod(data, 0o777)
     try:
         b = Broker(setup, data)
         b.start()
@@ -174,12 +177,13 @@ def main():
     ap.add_argument("-n", type=int, default=5000)
     ap.add_argument("--qos", type=int, default=1, choices=[1, 2])
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--only", help="run the setups whose names contain this")
     args = ap.parse_args()
     if not os.path.exists(OURS):
         sys.exit("build first: cargo build --release -p mqtt-examples --bin broker")
-    results = {s: [] for s in SETUPS}
+    results = {s: [] for s in SETUPS if not args.only or args.only in s}
     for r in range(args.rounds):
-        for s in SETUPS:
+        for s in results:
             rate, lost, acked = one_round(s, args.n, args.qos)
             results[s].append((rate, lost, acked))
             print(f"round {r + 1}: {s}: {rate:,.0f} msgs/s acknowledged, {lost} of {acked} lost", flush=True)
@@ -202,6 +206,7 @@ def main():
     if args.write:
         path = os.path.join(ROOT, "BENCHMARKS.md")
         text = open(path).read() if os.path.exists(path) else ""
+        BEGIN, END = f"<!-- durability-qos{args.qos}:begin -->", f"<!-- durability-qos{args.qos}:end -->"
         block = f"{BEGIN}\n## Durability: SIGKILL after acknowledging (QoS {args.qos})\n\n{table}\n{END}"
         if BEGIN in text and END in text:
             text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]

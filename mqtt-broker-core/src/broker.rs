@@ -166,6 +166,8 @@ pub(crate) struct Shared {
     store_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Sockets accepted and not yet closed, in all.
     sockets: AtomicUsize,
+    /// Slow authentication hooks running at once (password hashing).
+    pub(crate) auth_slots: tokio::sync::Semaphore,
     /// Sockets accepted and not yet closed, per peer address.
     per_ip: Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
 }
@@ -270,6 +272,16 @@ impl Drop for StateGuard<'_> {
     }
 }
 
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // A broker dropped without `shutdown`: the store's writer commits
+        // what is pending and ends, closing the store.
+        if let Some(p) = &self.persist {
+            p.stop();
+        }
+    }
+}
+
 impl Shared {
     pub(crate) fn lock(&self) -> StateGuard<'_> {
         // State stays consistent between statements; a panic elsewhere
@@ -370,6 +382,9 @@ impl Broker {
             persist,
             store_thread: Mutex::new(store_thread),
             sockets: AtomicUsize::new(0),
+            auth_slots: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
             per_ip: Mutex::new(std::collections::HashMap::new()),
         });
         let broker = Broker {

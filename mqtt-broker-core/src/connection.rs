@@ -272,6 +272,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
             }
             out.push(&p, version);
         }
+        // What sending produced (a QoS 2 message's packet id) is recorded
+        // before `durable` is decided below: the PUBLISH waits for it.
+        c.handle_events().await;
         if (c.session.is_closed() || !read_open) && out.is_empty() {
             break;
         }
@@ -484,10 +487,9 @@ impl Conn {
     /// Stores a stored message's new state; acknowledgements that follow
     /// wait for it.
     fn store_state(&mut self, request: RequestId, state: MessageState) {
-        if let (Some(p), Some(a), Some(seq)) =
-            (&self.shared.persist, &self.accepted, stored_seq(request))
-        {
-            let t = p.record([Change::MessageState(a.client.client_id.clone(), seq, state)]);
+        if let (Some(seq), Some(a)) = (stored_seq(request), &self.accepted) {
+            let change = Change::MessageState(a.client.client_id.clone(), seq, state);
+            let t = self.record(change);
             self.wait_for = self.wait_for.max(t);
         }
     }
@@ -495,9 +497,22 @@ impl Conn {
     /// Forgets a stored message (delivered, expired or refused); nothing
     /// waits for it: at worst it is sent again after a crash.
     fn forget(&self, seq: u64) {
-        if let (Some(p), Some(a)) = (&self.shared.persist, &self.accepted) {
-            p.record([Change::RemoveMessage(a.client.client_id.clone(), seq)]);
+        if let Some(a) = &self.accepted {
+            self.record(Change::RemoveMessage(a.client.client_id.clone(), seq));
         }
+    }
+
+    /// Journals a change of this connection's own. Under the state lock,
+    /// like every other change: a publisher still routing a message holds
+    /// that lock until the message's record is journaled, so a change to
+    /// the record can never reach the store before the record.
+    fn record(&self, change: Change) -> Ticket {
+        if self.shared.persist.is_none() {
+            return 0;
+        }
+        let mut state = self.shared.lock();
+        state.record(change);
+        state.commit()
     }
 
     async fn handle_events(&mut self) {
@@ -515,10 +530,11 @@ impl Conn {
                     self.store_state(request, MessageState::Received(packet_id))
                 }
                 ServerEvent::Released { packet_id } => {
-                    if let (Some(p), Some(a)) = (&self.shared.persist, &self.accepted)
+                    if let Some(a) = &self.accepted
                         && a.expiry > 0
                     {
-                        let t = p.record([Change::Released(a.client.client_id.clone(), packet_id)]);
+                        let change = Change::Released(a.client.client_id.clone(), packet_id);
+                        let t = self.record(change);
                         self.wait_for = self.wait_for.max(t);
                     }
                 }
@@ -568,12 +584,44 @@ impl Conn {
             self.session.refuse(reason);
             return;
         }
+        let connect: Arc<Connect> = Arc::from(connect);
+        let info = self.info.clone();
+        let c = connect.clone();
         let step = self
-            .shared
-            .hooks
-            .authenticate(&connect, &self.info, &mut self.auth);
-        self.connect = Some(connect);
+            .authenticate(move |hooks, state| hooks.authenticate(&c, &info, state))
+            .await;
+        self.connect = Some(Box::new(Connect::clone(&connect)));
         self.auth_step(step).await;
+    }
+
+    /// Runs an authentication hook: on the connection's task, or, for
+    /// hooks that do slow work (password hashing), on a blocking thread,
+    /// a few at a time, so that a burst of logins cannot stall every
+    /// connection.
+    async fn authenticate(
+        &mut self,
+        call: impl FnOnce(&dyn crate::Hooks, &mut AuthState) -> AuthStep + Send + 'static,
+    ) -> AuthStep {
+        let hooks = self.shared.hooks.clone();
+        if !hooks.slow_authentication() {
+            return call(&*hooks, &mut self.auth);
+        }
+        let Ok(_permit) = self.shared.auth_slots.acquire().await else {
+            return AuthStep::Refuse(ConnectReason::ServerUnavailable);
+        };
+        let mut state = std::mem::take(&mut self.auth);
+        match tokio::task::spawn_blocking(move || {
+            let step = call(&*hooks, &mut state);
+            (step, state)
+        })
+        .await
+        {
+            Ok((step, state)) => {
+                self.auth = state;
+                step
+            }
+            Err(_) => AuthStep::Refuse(ConnectReason::UnspecifiedError),
+        }
     }
 
     async fn on_auth(&mut self, auth: Auth) {
@@ -586,9 +634,8 @@ impl Conn {
             return;
         }
         let step = self
-            .shared
-            .hooks
-            .authenticate_continue(&connect, &auth, &mut self.auth);
+            .authenticate(move |hooks, state| hooks.authenticate_continue(&connect, &auth, state))
+            .await;
         self.auth_step(step).await;
     }
 
@@ -640,21 +687,37 @@ impl Conn {
         } else {
             connect.client_id.as_str().into()
         };
+        let username = self.auth.identity.take().or_else(|| {
+            connect
+                .username
+                .as_ref()
+                .map(|u| Arc::<str>::from(u.as_str()))
+        });
+        let client = ClientInfo {
+            client_id: client_id.clone(),
+            username: username.clone(),
+            version: connect.version,
+            connection: self.info.clone(),
+        };
+        // A session belongs to the user who made it: another user reusing
+        // its client id neither takes it over nor reads what it is owed.
+        let owner = self
+            .shared
+            .lock()
+            .sessions
+            .get(&client_id)
+            .map(|r| r.owner.clone());
+        if let Some(owner) = owner
+            && owner != username
+        {
+            info!(client_id = %client_id, user = ?username, "client id in use by another user: connection refused");
+            self.session.refuse(ConnectReason::NotAuthorized);
+            return;
+        }
         // The Will must be a message this client may publish: checked now,
         // with the id it got, since it is published when the client cannot
         // be asked.
         if let Some(w) = &connect.will {
-            let client = ClientInfo {
-                client_id: client_id.clone(),
-                username: self.auth.identity.clone().or_else(|| {
-                    connect
-                        .username
-                        .as_ref()
-                        .map(|u| Arc::<str>::from(u.as_str()))
-                }),
-                version: connect.version,
-                connection: self.info.clone(),
-            };
             let mut p = Publish::new(w.topic.clone(), w.payload.clone());
             p.qos_pid = QosPid::new(w.qos, mqtt_codec::PacketId::MIN);
             p.retain = w.retain;
@@ -766,7 +829,24 @@ impl Conn {
             let was_stored = record.expiry > 0;
             record.expiry = expiry;
             record.expires_at = None;
+            record.owner = client.username.clone();
+            // A resumed session's subscriptions are authorized again: rights
+            // may have been withdrawn since they were made (a reloaded ACL,
+            // a restart).
+            let withdrawn: Vec<TopicFilter> = record
+                .subscriptions
+                .keys()
+                .filter(|f| !self.shared.hooks.authorize_subscribe(&client, f))
+                .cloned()
+                .collect();
+            for filter in &withdrawn {
+                record.subscriptions.remove(filter);
+            }
             let mailbox = record.mailbox.clone();
+            for filter in &withdrawn {
+                info!(client_id = %client_id, filter = filter.as_str(), "subscription no longer authorized: removed");
+                state.tree.unsubscribe(filter, &client_id);
+            }
             // [MQTT-3.1.2-4..6], [MQTT-3.2.2-2], [MQTT-3.2.2-3]
             let resume = if kept {
                 Some(handed.or(stored).unwrap_or_default())
@@ -783,12 +863,6 @@ impl Conn {
             self.wait_for = self.wait_for.max(state.commit());
             (mailbox, resume)
         };
-        let username = self.auth.identity.take().or_else(|| {
-            connect
-                .username
-                .as_ref()
-                .map(|u| Arc::<str>::from(u.as_str()))
-        });
         self.auth = AuthState::default();
         let will = connect.will.as_ref().map(|w| {
             let mut p = Publish::new(w.topic.clone(), w.payload.clone());
@@ -807,12 +881,7 @@ impl Conn {
         });
         info!(client_id = %client_id, peer = %self.info.peer_addr, version = ?connect.version, session_present = resume.is_some(), "client connected");
         self.accepted = Some(Accepted {
-            client: ClientInfo {
-                client_id,
-                username,
-                version: connect.version,
-                connection: self.info.clone(),
-            },
+            client,
             mailbox,
             will,
             expiry,

@@ -97,6 +97,14 @@ pub trait Hooks: Send + Sync + 'static {
         }
     }
 
+    /// Whether [`authenticate`](Self::authenticate) and
+    /// [`authenticate_continue`](Self::authenticate_continue) do slow work
+    /// (e.g. password hashing): the broker then calls them on blocking
+    /// threads, a few at a time, instead of on the connection's task.
+    fn slow_authentication(&self) -> bool {
+        false
+    }
+
     /// Decides on an AUTH packet during enhanced authentication, after
     /// [`authenticate`](Self::authenticate) answered `Continue`; `state`
     /// is what the earlier rounds left.

@@ -138,9 +138,16 @@ impl Persister {
                 p.generation += 1;
                 (batch, generation, p.stop)
             };
-            let durable = stop
-                || flush_every.is_none_or(|d| last_durable.elapsed() >= d)
-                || self.has_failed();
+            if self.has_failed() {
+                // The store holds a prefix of the batches; later ones are
+                // not written after a failed one, and nothing more is
+                // acknowledged (connections close instead).
+                if stop {
+                    return;
+                }
+                continue;
+            }
+            let durable = stop || flush_every.is_none_or(|d| last_durable.elapsed() >= d);
             if !batch.is_empty() || (durable && dirty) {
                 let mut result = self.store.commit(&batch, durable);
                 if let Err(e) = &result {
@@ -151,6 +158,10 @@ impl Persister {
                 if let Err(e) = result {
                     error!(error = %e, changes = batch.len(), "store commit failed: acknowledgements stop");
                     self.failed.store(true, Ordering::Relaxed);
+                    // Wake every waiting connection: each sees the failure
+                    // before writing and closes without acknowledging.
+                    self.committed.send_replace(u64::MAX);
+                    continue;
                 }
                 if durable {
                     last_durable = Instant::now();

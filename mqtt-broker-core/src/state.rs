@@ -48,6 +48,9 @@ pub(crate) struct SessionRecord {
     pub(crate) expiry: u32,
     /// When an offline session ends.
     pub(crate) expires_at: Option<Instant>,
+    /// The user who made it (`None`: anonymous); only that user resumes
+    /// or takes it over.
+    pub(crate) owner: Option<Arc<str>>,
 }
 
 /// What [`State::route`] did.
@@ -128,6 +131,7 @@ impl State {
                 .iter()
                 .map(|(f, s)| (f.clone(), *s))
                 .collect(),
+            owner: r.owner.clone(),
         };
         self.journal
             .push(Change::Session(client_id.clone(), session));
@@ -160,11 +164,20 @@ impl State {
         for (id, s) in loaded.sessions {
             let mailbox = Arc::new(Mailbox::new(self.mailbox_limit.max(s.messages.len())));
             let mut inflight = Vec::new();
+            let mut pids = std::collections::HashSet::new();
             for (seq, m) in s.messages {
                 self.last_seq = self.last_seq.max(seq);
                 let at = now.checked_sub(ago(m.routed_at_ms)).unwrap_or(now);
                 let mut p = m.publish;
-                match m.state {
+                // Two records under one packet id cannot both be in flight:
+                // the later is sent again as a new message, never dropped.
+                let state = match m.state {
+                    MessageState::Sent(pid) | MessageState::Received(pid) if !pids.insert(pid) => {
+                        MessageState::Queued
+                    }
+                    other => other,
+                };
+                match state {
                     MessageState::Queued => {
                         mailbox.push(p, at, seq, false);
                     }
@@ -201,6 +214,7 @@ impl State {
                     stored: Some(stored),
                     expiry: s.session.expiry,
                     expires_at,
+                    owner: s.session.owner,
                 },
             );
         }
@@ -329,6 +343,7 @@ impl State {
                     stored: None,
                     expiry: 0,
                     expires_at: None,
+                    owner: None,
                 });
                 false
             }

@@ -979,3 +979,98 @@ async fn mosquitto_clients_check_passwords_and_the_acl() {
     }
     b.broker.shutdown().await;
 }
+
+/// A session belongs to its user: another user reusing the client id is
+/// refused (0x87), and cannot kick the owner off or read what the session
+/// is owed. Rights withdrawn (a reloaded ACL) also withdraw a resumed
+/// session's subscriptions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_belong_to_their_user_and_follow_the_acl() {
+    let auth = Arc::new(file_auth().build());
+    let broker = Broker::new(BrokerConfig::default(), auth.clone());
+    let port = broker
+        .listen(ListenerConfig::Tcp("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap()
+        .port();
+    let client = |id: &str, user: &str, pw: &str| {
+        ClientBuilder::new(&format!("mqtt://127.0.0.1:{port}"))
+            .unwrap()
+            .version(ProtocolVersion::V5)
+            .client_id(id)
+            .clean_start(false)
+            .session_expiry(Duration::from_secs(600))
+            .reconnect(mqtt_client::Reconnect::off())
+            .credentials(user, pw.as_bytes().to_vec())
+    };
+    let (alice, _) = client("alice-phone", "alice", "alice-pw")
+        .connect()
+        .await
+        .unwrap();
+    alice
+        .subscribe("alice/inbox/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let e = client("alice-phone", "bob", "bob-pw")
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.connect_reason(),
+        Some(ConnectReason::NotAuthorized),
+        "{e}"
+    );
+    // Alice is still connected and served.
+    alice
+        .publish(
+            Message::new("alice/x", "still")
+                .unwrap()
+                .qos(QoS::AtLeastOnce),
+        )
+        .await
+        .unwrap();
+    alice.disconnect().await.unwrap();
+    // Offline too: Bob cannot resume her session.
+    let e = client("alice-phone", "bob", "bob-pw")
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.connect_reason(),
+        Some(ConnectReason::NotAuthorized),
+        "{e}"
+    );
+
+    // The ACL is reloaded without alice/#: her resumed session no longer
+    // gets alice/inbox messages.
+    auth.set_acl(Some(
+        Acl::parse("user alice\ntopic readwrite other/#\n").unwrap(),
+    ));
+    let (alice, mut messages) = client("alice-phone", "alice", "alice-pw")
+        .connect()
+        .await
+        .unwrap();
+    assert!(alice.connack().unwrap().session_present);
+    auth.set_acl(Some(Acl::parse(ACL).unwrap()));
+    let (writer, _) = client("alice-laptop", "alice", "alice-pw")
+        .connect()
+        .await
+        .unwrap();
+    writer
+        .publish(
+            Message::new("alice/inbox/1", "x")
+                .unwrap()
+                .qos(QoS::AtLeastOnce),
+        )
+        .await
+        .unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), messages.recv())
+            .await
+            .is_err(),
+        "the withdrawn subscription was removed on resume"
+    );
+    writer.disconnect().await.unwrap();
+    alice.disconnect().await.unwrap();
+    broker.shutdown().await;
+}

@@ -56,8 +56,9 @@ struct Args {
     /// with %c and %u): what each client may publish and subscribe to.
     #[arg(long, value_name = "FILE")]
     acl_file: Option<PathBuf>,
-    /// Let clients without credentials in even though a password file,
-    /// certificate identity or tokens are configured.
+    /// Let clients without credentials in: needed when a listener is not on
+    /// loopback (otherwise only clients with credentials are admitted), or
+    /// beside a password file, certificate identity or tokens.
     #[arg(long)]
     allow_anonymous: bool,
     /// Take the user name from the TLS client certificate (needs
@@ -283,6 +284,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         broker_config.ws.path = Some(p.clone());
     }
     broker_config.ws.allowed_origins = config.listeners.ws_allowed_origins.clone();
+    if (args.ws_tokens.is_some() || config.auth.ws_tokens.is_some())
+        && broker_config.ws.allowed_origins.is_none()
+    {
+        tracing::warn!(
+            "WebSocket tokens are accepted from cookies but no ws_allowed_origins is set: any web page the user visits can connect as them"
+        );
+    }
     broker_config.web_root = args.web.clone().or(config.web_root.clone());
     if let Some(s) = config.sys_interval_seconds {
         broker_config.sys_interval = (s > 0).then(|| Duration::from_secs(s));
@@ -351,12 +359,22 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 };
                 !a.ip().is_loopback()
             });
-            if open {
-                tracing::warn!(
-                    "no --password-file, --acl-file, --cert-identity or --ws-tokens: any client may connect and do anything"
+            // As mosquitto: anonymous clients are welcome on loopback only,
+            // unless allowed explicitly.
+            let anonymous = args.allow_anonymous || config.auth.allow_anonymous.unwrap_or(false);
+            if open && !anonymous {
+                tracing::error!(
+                    "a listener is not on loopback and no --password-file, --cert-identity or --ws-tokens is given: every client will be refused; pass --allow-anonymous to let anyone in"
                 );
+                Arc::new(FileAuth::builder().allow_anonymous(false).build())
+            } else {
+                if open {
+                    tracing::warn!(
+                        "--allow-anonymous on a listener that is not on loopback: any client may connect and do anything"
+                    );
+                }
+                Arc::new(AllowAll)
             }
-            Arc::new(AllowAll)
         }
     };
     let broker = if args.in_memory {

@@ -228,6 +228,11 @@ fn scram_auth(data: Vec<u8>) -> Auth {
 }
 
 impl Hooks for FileAuth {
+    /// Password hashes and SCRAM key derivation are slow on purpose.
+    fn slow_authentication(&self) -> bool {
+        self.passwords().is_some()
+    }
+
     fn authenticate(
         &self,
         connect: &Connect,

@@ -157,6 +157,14 @@ pub(crate) fn encode_session(s: &StoredSession) -> Vec<u8> {
         out.put_u8(options_byte(&sub.options));
         out.put_u32(sub.identifier.map_or(0, NonZeroU32::get));
     }
+    match &s.owner {
+        Some(owner) => {
+            out.put_u8(1);
+            out.put_u16(owner.len() as u16);
+            out.put_slice(owner.as_bytes());
+        }
+        None => out.put_u8(0),
+    }
     out.to_vec()
 }
 
@@ -189,10 +197,24 @@ pub(crate) fn decode_session(mut v: &[u8]) -> Result<StoredSession, StoreError> 
             },
         ));
     }
+    let owner = match v.first() {
+        Some(1) if v.remaining() >= 3 => {
+            v.advance(1);
+            let len = v.get_u16() as usize;
+            if v.remaining() < len {
+                return Err(corrupt("owner"));
+            }
+            let owner = std::str::from_utf8(&v[..len]).map_err(|_| corrupt("owner"))?;
+            Some(owner.into())
+        }
+        Some(0) | None => None,
+        _ => return Err(corrupt("owner")),
+    };
     Ok(StoredSession {
         expiry,
         expires_at,
         subscriptions,
+        owner,
     })
 }
 
@@ -237,45 +259,75 @@ pub(crate) trait Writer {
     fn delete_range(&mut self, table: Table, start: &[u8], end: &[u8]) -> Result<(), StoreError>;
 }
 
-/// Applies `changes` in order through `w`.
+/// One table operation, its value already encoded.
+enum Op {
+    Put(Table, Vec<u8>, Vec<u8>),
+    Delete(Table, Vec<u8>),
+    DeleteRange(Table, Vec<u8>, Vec<u8>),
+    SetState(Vec<u8>, super::MessageState),
+}
+
+/// Applies `changes` in order through `w`. Everything is encoded first, so
+/// a change that cannot be encoded fails the batch before anything is
+/// written.
 pub(crate) fn apply(w: &mut impl Writer, changes: &[super::Change]) -> Result<(), StoreError> {
     use super::Change;
+    let mut ops = Vec::with_capacity(changes.len());
     for change in changes {
         match change {
-            Change::Session(id, s) => w.put(Table::Sessions, id.as_bytes(), &encode_session(s))?,
+            Change::Session(id, s) => ops.push(Op::Put(
+                Table::Sessions,
+                id.as_bytes().to_vec(),
+                encode_session(s),
+            )),
             Change::RemoveSession(id) => {
-                w.delete(Table::Sessions, id.as_bytes())?;
+                ops.push(Op::Delete(Table::Sessions, id.as_bytes().to_vec()));
                 let (start, end) = session_range(id);
-                w.delete_range(Table::Messages, &start, &end)?;
-                w.delete_range(Table::Awaiting, &start, &end)?;
+                ops.push(Op::DeleteRange(Table::Messages, start.clone(), end.clone()));
+                ops.push(Op::DeleteRange(Table::Awaiting, start, end));
             }
-            Change::Message(id, n, m) => w.put(
+            Change::Message(id, n, m) => ops.push(Op::Put(
                 Table::Messages,
-                &session_key(id, &n.to_be_bytes()),
-                &encode_message(m)?,
-            )?,
+                session_key(id, &n.to_be_bytes()),
+                encode_message(m)?,
+            )),
             Change::MessageState(id, n, state) => {
-                let key = session_key(id, &n.to_be_bytes());
-                if let Some(mut v) = w.get(Table::Messages, &key)? {
-                    set_message_state(&mut v, *state);
-                    w.put(Table::Messages, &key, &v)?;
+                ops.push(Op::SetState(session_key(id, &n.to_be_bytes()), *state))
+            }
+            Change::RemoveMessage(id, n) => ops.push(Op::Delete(
+                Table::Messages,
+                session_key(id, &n.to_be_bytes()),
+            )),
+            Change::AwaitRelease(id, pid) => ops.push(Op::Put(
+                Table::Awaiting,
+                session_key(id, &pid.get().to_be_bytes()),
+                Vec::new(),
+            )),
+            Change::Released(id, pid) => ops.push(Op::Delete(
+                Table::Awaiting,
+                session_key(id, &pid.get().to_be_bytes()),
+            )),
+            Change::Retain(topic, Some(r)) => ops.push(Op::Put(
+                Table::Retained,
+                topic.as_bytes().to_vec(),
+                encode_retained(r)?,
+            )),
+            Change::Retain(topic, None) => {
+                ops.push(Op::Delete(Table::Retained, topic.as_bytes().to_vec()))
+            }
+        }
+    }
+    for op in ops {
+        match op {
+            Op::Put(t, k, v) => w.put(t, &k, &v)?,
+            Op::Delete(t, k) => w.delete(t, &k)?,
+            Op::DeleteRange(t, start, end) => w.delete_range(t, &start, &end)?,
+            Op::SetState(k, state) => {
+                if let Some(mut v) = w.get(Table::Messages, &k)? {
+                    set_message_state(&mut v, state);
+                    w.put(Table::Messages, &k, &v)?;
                 }
             }
-            Change::RemoveMessage(id, n) => {
-                w.delete(Table::Messages, &session_key(id, &n.to_be_bytes()))?
-            }
-            Change::AwaitRelease(id, pid) => w.put(
-                Table::Awaiting,
-                &session_key(id, &pid.get().to_be_bytes()),
-                &[],
-            )?,
-            Change::Released(id, pid) => {
-                w.delete(Table::Awaiting, &session_key(id, &pid.get().to_be_bytes()))?
-            }
-            Change::Retain(topic, Some(r)) => {
-                w.put(Table::Retained, topic.as_bytes(), &encode_retained(r)?)?
-            }
-            Change::Retain(topic, None) => w.delete(Table::Retained, topic.as_bytes())?,
         }
     }
     Ok(())
@@ -377,6 +429,7 @@ mod tests {
                     identifier: NonZeroU32::new(3),
                 },
             )],
+            owner: Some("ann".into()),
         };
         assert_eq!(decode_session(&encode_session(&s)).unwrap(), s);
 

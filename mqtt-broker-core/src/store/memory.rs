@@ -79,8 +79,7 @@ impl Store for MemoryStore {
     }
 
     fn commit(&self, changes: &[Change], _durable: bool) -> Result<(), StoreError> {
-        // Nothing here fails but encoding a message the broker itself
-        // built; such a change is skipped by the error, not half-applied.
+        // Only encoding can fail, and `apply` encodes before it writes.
         let mut t = self.tables.lock().unwrap_or_else(|e| e.into_inner());
         codec::apply(&mut *t, changes)
     }

@@ -72,6 +72,8 @@ pub struct StoredSession {
     pub expires_at: Option<u64>,
     /// Its subscriptions.
     pub subscriptions: Vec<(TopicFilter, Subscriber)>,
+    /// The user who made it (`None`: anonymous).
+    pub owner: Option<Arc<str>>,
 }
 
 /// A retained message as stored.
