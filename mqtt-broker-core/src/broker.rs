@@ -422,6 +422,11 @@ impl Broker {
         broker
     }
 
+    #[cfg(test)]
+    pub(crate) fn shared_for_tests(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
     /// Counters.
     pub fn stats(&self) -> &Stats {
         &self.shared.stats
@@ -498,9 +503,10 @@ impl Broker {
                         .session
                         .connect_timeout
                         .unwrap_or(Duration::from_secs(10));
-                    if let Ok(Some(conn)) =
-                        tokio::time::timeout(limit, establish(&shared, accepted, ws)).await
-                    {
+                    // Boxed: the handshakes' state is freed once done
+                    // instead of sizing every connection's task.
+                    let handshake = Box::pin(establish(&shared, accepted, ws));
+                    if let Ok(Some(conn)) = tokio::time::timeout(limit, handshake).await {
                         crate::connection::serve(shared, conn).await;
                     }
                     drop(slot);

@@ -7,7 +7,7 @@ use crate::{
     mailbox::{Mailbox, Queued},
     persist::Ticket,
     retained::expire,
-    state::{Control, Live, PendingWill, expiry_deadline, outgoing_copy},
+    state::{Control, ControlSlot, Live, PendingWill, expiry_deadline, outgoing_copy},
     store::{Change, MessageState},
     subscriptions::Subscriber,
 };
@@ -27,7 +27,7 @@ use std::{
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWrite, AsyncWriteExt},
-    sync::{mpsc, oneshot},
+    sync::oneshot,
 };
 use tracing::{debug, info, warn};
 
@@ -38,6 +38,8 @@ const WRITE_HIGH: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 /// Buffers larger than this are released while the connection is idle.
 const IDLE_BUFFER: usize = 4 * 1024;
+/// Read size of an idle connection.
+const IDLE_READ: usize = 64;
 /// Messages moved from the mailbox to the session at a time.
 const MAILBOX_BATCH: usize = 256;
 /// How long a closed connection waits for the peer to close its side.
@@ -167,10 +169,7 @@ pub(crate) struct Conn {
     next_local: u64,
     /// The publish rate limit's bucket.
     rate: RateLimit,
-    control: (
-        mpsc::UnboundedSender<Control>,
-        mpsc::UnboundedReceiver<Control>,
-    ),
+    control: Arc<ControlSlot>,
     /// The session state was handed to a newer connection (takeover).
     handed_over: bool,
     /// The newer connection resumes the session (Clean Start 0).
@@ -213,7 +212,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         wait_for: 0,
         next_local: 0,
         rate: RateLimit::default(),
-        control: mpsc::unbounded_channel(),
+        control: Arc::default(),
         handed_over: false,
         session_continues: false,
         will_done: false,
@@ -234,6 +233,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
     let mut read_open = true;
     let mut closing_since: Option<Instant> = None;
     let mut commits = shared.persist.as_ref().map(|p| p.watch());
+    let control = c.control.clone();
     loop {
         c.handle_events().await;
         if c.congested
@@ -287,6 +287,19 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         if out.is_empty() && out.scratch.capacity() > IDLE_BUFFER {
             out.scratch = BytesMut::new();
         }
+        // Nothing coming in fast, nothing going out, nothing in flight: the
+        // connection is idle; it keeps only what it needs to wait.
+        if rbuf.is_empty() && out.is_empty() && read_size < READ_CHUNK && c.session.in_flight() == 0
+        {
+            rbuf = BytesMut::new();
+            // A small read to start with (a PINGREQ is 2 bytes); reads
+            // grow again as data flows.
+            read_size = IDLE_READ;
+            out.scratch = BytesMut::new();
+            out.chunks = VecDeque::new();
+            c.session.shrink_buffers();
+            c.batch = Vec::new();
+        }
         rbuf.reserve(read_size);
         let deadline = c.session.poll_timeout().map(|t| c.to_instant(t));
         let congested = c.congested.clone();
@@ -320,18 +333,24 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
             out = OutQueue::new();
             continue;
         }
+        let recheck = congested
+            .as_ref()
+            .map(|_| Instant::now() + Duration::from_millis(100));
+        let wake_at = [deadline, close_by, throttled, recheck]
+            .into_iter()
+            .flatten()
+            .min();
         tokio::select! {
             biased;
             _ = wait_commit(commits.as_mut(), c.wait_for), if !durable => {}
-            ctl = c.control.1.recv() => {
-                if let Some(Control::Kick { reason, handover, continues }) = ctl {
-                    if let Some(tx) = handover {
-                        let _ = tx.send(c.session.session_state());
-                        c.handed_over = true;
-                        c.session_continues = continues;
-                    }
-                    c.session.disconnect(reason);
+            ctl = control.recv() => {
+                let Control::Kick { reason, handover, continues } = ctl;
+                if let Some(tx) = handover {
+                    let _ = tx.send(c.session.session_state());
+                    c.handed_over = true;
+                    c.session_continues = continues;
                 }
+                c.session.disconnect(reason);
             }
             changed = shutdown.changed(), if !*shutdown.borrow() => {
                 if changed.is_ok() {
@@ -366,11 +385,13 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
             }
             _ = wait_mailbox(mailbox.as_deref()), if mailbox.is_some() && c.session.in_flight() < usize::MAX => {}
             _ = wait_space(congested.as_deref()), if congested.is_some() => {}
-            _ = sleep_until(close_by), if close_by.is_some() => {}
-            _ = sleep_until(throttled), if throttled.is_some() => {}
-            _ = sleep_until(deadline), if deadline.is_some() => {
-                let now = c.now();
-                c.session.handle_timeout(now);
+            // One timer for the keep-alive or CONNECT deadline, the close
+            // timeout and the rate limit's pause (each checked on waking).
+            _ = sleep_until(wake_at), if wake_at.is_some() => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    let now = c.now();
+                    c.session.handle_timeout(now);
+                }
             }
         }
     }
@@ -379,7 +400,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
     // Close frame) instead of resetting it with unread data, for a moment.
     if read_open {
         let drain = async {
-            let mut sink = [0u8; 4096];
+            // On the heap: an array here would sit in every connection's
+            // task for its whole life.
+            let mut sink = vec![0u8; 4096];
             while let Ok(n) = rd.read(&mut sink).await {
                 if n == 0 {
                     break;
@@ -388,6 +411,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         };
         let _ = tokio::time::timeout(LINGER, drain).await;
     }
+    control.close();
     c.handle_events().await;
     c.finish();
     shared.stats.connections.fetch_sub(1, Ordering::Relaxed);
@@ -440,7 +464,11 @@ impl RateLimit {
 async fn wait_commit(commits: Option<&mut tokio::sync::watch::Receiver<u64>>, ticket: Ticket) {
     match commits {
         Some(rx) => {
-            let _ = rx.wait_for(|&c| c >= ticket).await;
+            while *rx.borrow_and_update() < ticket {
+                if rx.changed().await.is_err() {
+                    return std::future::pending().await;
+                }
+            }
         }
         None => std::future::pending().await,
     }
@@ -465,7 +493,9 @@ async fn wait_space(mailbox: Option<&Mailbox>) {
     if !m.is_congested() {
         return;
     }
-    let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
+    // The connection's one timer also wakes it (every 100 ms while
+    // congested) to look again whether the mailbox is stuck.
+    notified.await;
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -518,8 +548,11 @@ impl Conn {
     async fn handle_events(&mut self) {
         while let Some(event) = self.session.poll_event() {
             match event {
-                ServerEvent::Connect(connect) => self.on_connect(connect).await,
-                ServerEvent::Auth(auth) => self.on_auth(auth).await,
+                // Boxed: the connect path (authentication, takeover) is
+                // large and runs once; inline it would sit in every idle
+                // connection's task.
+                ServerEvent::Connect(connect) => Box::pin(self.on_connect(connect)).await,
+                ServerEvent::Auth(auth) => Box::pin(self.on_auth(auth)).await,
                 ServerEvent::Message(p) => self.on_message(p),
                 ServerEvent::Subscribe(s) => self.on_subscribe(s),
                 ServerEvent::Unsubscribe(u) => self.on_unsubscribe(u),
@@ -654,7 +687,8 @@ impl Conn {
     }
 
     async fn accept(&mut self) {
-        let Some(connect) = self.connect.clone() else {
+        // Not kept past this: an idle connection holds only what it needs.
+        let Some(connect) = self.connect.take() else {
             return;
         };
         let config = &self.shared.config;
@@ -777,7 +811,7 @@ impl Conn {
                 .sessions
                 .get_mut(&client_id)
                 .and_then(|r| r.live.take());
-            (old, self.control.0.clone())
+            (old, self.control.clone())
         };
         let mut handed: Option<mqtt_session::SessionState> = None;
         if let Some(old) = old {
@@ -1215,4 +1249,24 @@ fn rand_u64(seed: u64) -> u64 {
             .map_or(0, |d| d.as_nanos()),
     );
     h.finish()
+}
+
+#[cfg(test)]
+mod size_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Every idle connection holds its task's future: it stays small
+    /// (handshakes and the connect path are boxed, buffers on the heap).
+    #[tokio::test]
+    async fn a_connection_task_stays_small() {
+        let broker = crate::Broker::new(Default::default(), Arc::new(crate::AllowAll));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = l.local_addr().unwrap();
+        let s = tokio::net::TcpStream::connect(a).await.unwrap();
+        let conn = Connection::new(s, mqtt_transport_tcp::ConnectionInfo::tcp(a, a));
+        let task = serve(broker.shared_for_tests(), conn);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 2600, "the connection future grew to {size} B");
+    }
 }

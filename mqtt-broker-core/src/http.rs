@@ -93,7 +93,7 @@ fn not_found() -> Response {
 /// The file under `root` that `path` names, if `path` is a plain one:
 /// segments of letters, digits, `-`, `_` and `.`, none starting with a dot.
 /// A path ending in `/` names that folder's `index.html`.
-fn file_path(root: &Path, path: &str) -> Option<PathBuf> {
+pub(crate) fn file_path(root: &Path, path: &str) -> Option<PathBuf> {
     let rest = path.strip_prefix('/')?;
     let mut file = root.to_path_buf();
     let mut segments = rest.split('/').peekable();

@@ -49,3 +49,53 @@ pub use hooks::{AllowAll, AuthState, AuthStep, ClientInfo, Hooks};
 pub use mqtt_session::ServerOptions;
 pub use mqtt_transport_tcp::ServerTls;
 pub use mqtt_transport_ws::WsServerOptions;
+
+/// Feeds `data` to one of the broker's parsers of outside input (ACL and
+/// password files, SCRAM messages, stored records, HTTP paths), chosen by
+/// its first byte; for the fuzz targets in `fuzz/`. Whatever `data` is, it
+/// must return without panicking.
+#[doc(hidden)]
+pub fn fuzz_parsers(data: &[u8]) {
+    use std::sync::OnceLock;
+    let Some((&kind, rest)) = data.split_first() else {
+        return;
+    };
+    let text = std::str::from_utf8(rest).ok();
+    match kind % 5 {
+        0 => {
+            if let Some(Ok(acl)) = text.map(auth::Acl::parse) {
+                let _ = acl.can_subscribe("c", Some("u"), "a/+/b");
+                let _ = acl.can_publish("c", None, "a/b");
+                let _ = acl.can_read("c", Some("u"), "$SYS/x");
+            }
+        }
+        1 => {
+            if let Some(Ok(file)) = text.map(auth::PasswordFile::parse) {
+                let _ = file.scram_credentials("u");
+            }
+        }
+        2 => {
+            static CREDENTIALS: OnceLock<auth::ScramCredentials> = OnceLock::new();
+            let credentials =
+                CREDENTIALS.get_or_init(|| auth::ScramCredentials::new(b"pencil", b"salt", 4096));
+            let cut = rest.iter().position(|&b| b == 0xff).unwrap_or(rest.len());
+            let (first, last) = rest.split_at(cut);
+            if let Ok((server, _)) =
+                auth::ScramServer::start_with_nonce(first, |_| Some(credentials.clone()), "srv")
+            {
+                let _ = server.finish(last.get(1..).unwrap_or_default());
+            }
+        }
+        3 => {
+            let _ = store::codec::decode_message(rest);
+            let _ = store::codec::decode_session(rest);
+            let _ = store::codec::decode_retained(rest);
+            let _ = store::codec::split_key(rest);
+        }
+        _ => {
+            if let Some(path) = text {
+                let _ = http::file_path(std::path::Path::new("/srv/web"), path);
+            }
+        }
+    }
+}

@@ -16,7 +16,7 @@ use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// Asks a connection's task to end.
 #[derive(Debug)]
@@ -30,10 +30,58 @@ pub(crate) enum Control {
     },
 }
 
+/// Where other tasks leave a connection its [`Control`]s: a few bytes per
+/// connection (no channel buffer) for something that happens at most a
+/// couple of times in its life.
+#[derive(Debug, Default)]
+pub(crate) struct ControlSlot {
+    pending: std::sync::Mutex<Vec<Control>>,
+    notify: tokio::sync::Notify,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl ControlSlot {
+    /// Leaves `control` for the connection; gives it back when the
+    /// connection's task has ended.
+    pub(crate) fn send(&self, control: Control) -> Result<(), Control> {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(control);
+        }
+        pending.push(control);
+        drop(pending);
+        self.notify.notify_one();
+        Ok(())
+    }
+
+    /// The next control, when one comes.
+    pub(crate) async fn recv(&self) -> Control {
+        loop {
+            let notified = self.notify.notified();
+            {
+                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                if !pending.is_empty() {
+                    return pending.remove(0);
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// The connection's task ended: later sends fail, pending ones are
+    /// dropped (their senders see the handover refused).
+    pub(crate) fn close(&self) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        pending.clear();
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Live {
     pub(crate) id: u64,
-    pub(crate) control: mpsc::UnboundedSender<Control>,
+    pub(crate) control: Arc<ControlSlot>,
 }
 
 /// A session, online or not.

@@ -1,6 +1,6 @@
 //! Topic aliases (MQTT 5 section 3.3.2.3.4), one map per direction.
 
-use alloc::{collections::BTreeMap, vec, vec::Vec};
+use alloc::{collections::BTreeMap, vec::Vec};
 use core::num::NonZeroU16;
 use mqtt_codec::{DisconnectReason, Publish, TopicName};
 
@@ -37,7 +37,10 @@ impl AliasError {
 /// Mappings last for one network connection: make a new map per connection.
 #[derive(Clone, Debug, Default)]
 pub struct InboundAliases {
+    /// Mappings, grown as aliases are first used (most connections use
+    /// none: no memory is taken for them).
     topics: Vec<Option<TopicName>>,
+    max: u16,
 }
 
 impl InboundAliases {
@@ -45,13 +48,14 @@ impl InboundAliases {
     /// announced; 0 accepts none).
     pub fn new(max: u16) -> InboundAliases {
         InboundAliases {
-            topics: vec![None; usize::from(max)],
+            topics: Vec::new(),
+            max,
         }
     }
 
     /// The Topic Alias Maximum.
     pub fn max(&self) -> u16 {
-        self.topics.len() as u16
+        self.max
     }
 
     /// Applies the alias of a received PUBLISH: a topic with an alias sets or
@@ -63,6 +67,15 @@ impl InboundAliases {
         };
         let index = usize::from(alias.get()) - 1;
         let max = self.max();
+        if alias.get() > max {
+            return Err(AliasError::TooLarge {
+                alias: alias.get(),
+                max,
+            });
+        }
+        if self.topics.len() <= index {
+            self.topics.resize(index + 1, None);
+        }
         let slot = self.topics.get_mut(index).ok_or(AliasError::TooLarge {
             alias: alias.get(),
             max,

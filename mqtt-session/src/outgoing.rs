@@ -101,6 +101,16 @@ impl Outgoing {
         Ok(())
     }
 
+    /// Gives back the memory of empty queues.
+    pub(crate) fn shrink_buffers(&mut self) {
+        if self.pending.is_empty() {
+            self.pending.shrink_to_fit();
+        }
+        if self.resend.is_empty() {
+            self.resend.shrink_to_fit();
+        }
+    }
+
     /// Messages waiting for quota or a packet identifier.
     pub(crate) fn pending_len(&self) -> usize {
         self.pending.len()

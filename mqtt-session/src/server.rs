@@ -236,6 +236,21 @@ impl ServerSession {
         self.state == State::Closed
     }
 
+    /// Gives back the memory of internal queues that are empty (a busy
+    /// connection's high-water marks): for a connection gone idle, so that
+    /// many idle connections cost little.
+    pub fn shrink_buffers(&mut self) {
+        fn shrink<T>(q: &mut VecDeque<T>) {
+            if q.is_empty() {
+                q.shrink_to_fit();
+            }
+        }
+        shrink(&mut self.early);
+        shrink(&mut self.transmit);
+        shrink(&mut self.events);
+        self.outgoing.shrink_buffers();
+    }
+
     /// Messages sent to the client and not yet acknowledged.
     pub fn in_flight(&self) -> usize {
         self.outgoing.inflight.len()

@@ -13,7 +13,7 @@
 //! survives a [`Broker`](crate::Broker) restart within it, for tests and
 //! embedding) and [`RedbStore`] (a crash-safe file).
 
-mod codec;
+pub(crate) mod codec;
 mod memory;
 mod redb_store;
 
