@@ -245,10 +245,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         // Handle buffered packets one at a time, pausing (with the rest left
         // in the buffer) as soon as a subscriber this publisher feeds falls
         // behind.
-        while c.congested.is_none()
-            && !c.session.is_closed()
-            && c.rate.paused(Instant::now()).is_none()
-        {
+        while c.congested.is_none() && !c.session.is_closed() && !c.rate.is_paused() {
             let now = c.now();
             match c.session.handle_one(now, &mut rbuf) {
                 Ok(true) => c.handle_events().await,
@@ -303,7 +300,11 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         rbuf.reserve(read_size);
         let deadline = c.session.poll_timeout().map(|t| c.to_instant(t));
         let congested = c.congested.clone();
-        let throttled = c.rate.paused(Instant::now());
+        let throttled = if c.rate.is_paused() {
+            c.rate.paused(Instant::now())
+        } else {
+            None
+        };
         let mailbox = c
             .accepted
             .as_ref()
@@ -445,6 +446,21 @@ impl RateLimit {
         self.tokens -= 1.0;
         if self.tokens < 0.0 {
             self.paused_until = Some(now + Duration::from_secs_f64(-self.tokens / rate));
+        }
+    }
+
+    /// Whether a pause may be on (without reading the clock).
+    fn is_paused(&mut self) -> bool {
+        match self.paused_until {
+            None => false,
+            Some(t) => {
+                if t <= Instant::now() {
+                    self.paused_until = None;
+                    false
+                } else {
+                    true
+                }
+            }
         }
     }
 
@@ -931,7 +947,9 @@ impl Conn {
             .messages_received
             .fetch_add(1, Ordering::Relaxed);
         let hooks = &self.shared.hooks;
-        self.rate.take(&self.shared.config.limits, Instant::now());
+        if self.shared.config.limits.max_publish_rate.is_some() {
+            self.rate.take(&self.shared.config.limits, Instant::now());
+        }
         if !self.topic_within_limits(publish.topic()) {
             debug!(client_id = %a.client.client_id, "topic over the length or level limit; dropped");
             if let Some(id) = publish.packet_id() {
@@ -1032,9 +1050,13 @@ impl Conn {
                     options,
                     identifier,
                 };
-                let existed = state
-                    .tree
-                    .subscribe(filter, a.client.client_id.clone(), subscriber);
+                // The session map's own key: every subscription of a session
+                // holds the same `Arc`, so routing merges them by pointer.
+                let key = state
+                    .sessions
+                    .get_key_value(&a.client.client_id)
+                    .map_or_else(|| a.client.client_id.clone(), |(k, _)| k.clone());
+                let existed = state.tree.subscribe(filter, key, subscriber);
                 if let Some(record) = state.sessions.get_mut(&a.client.client_id) {
                     record.subscriptions.insert(filter.clone(), subscriber);
                 }

@@ -277,12 +277,19 @@ impl State {
     /// mailbox above its high-water mark, for the publisher to wait on.
     pub(crate) fn route(&mut self, from: Option<&str>, publish: &Publish, now: Instant) -> Routed {
         let mut routed = Routed::default();
-        let matches = self.tree.matches(publish.topic());
+        let mut matches = self.tree.matches(publish.topic());
         if matches.is_empty() {
             return routed;
         }
+        // A session's subscriptions all hold the session map's key `Arc`
+        // (see `on_subscribe`): sorted by pointer, a session's ordinary
+        // matches are adjacent, and merging them costs no string compares.
+        matches.sort_unstable_by_key(|m| (Arc::as_ptr(&m.key) as *const u8 as usize, m.shared));
         // Merge a session's ordinary subscriptions; shared ones stay apart.
-        let mut merged: Vec<(Arc<str>, QoS, bool, Vec<NonZeroU32>)> = Vec::new();
+        // (session, QoS, Retain As Published, identifiers, from a shared group)
+        #[allow(clippy::type_complexity)]
+        let mut merged: Vec<(Arc<str>, QoS, bool, Vec<NonZeroU32>, bool)> =
+            Vec::with_capacity(matches.len());
         for Match {
             key,
             subscriber,
@@ -297,7 +304,9 @@ impl State {
             let existing = if shared {
                 None
             } else {
-                merged.iter_mut().find(|m| m.0 == key)
+                merged
+                    .last_mut()
+                    .filter(|m| !m.4 && Arc::ptr_eq(&m.0, &key))
             };
             match existing {
                 Some(m) => {
@@ -310,10 +319,11 @@ impl State {
                     o.qos,
                     o.retain_as_published,
                     subscriber.identifier.into_iter().collect(),
+                    shared,
                 )),
             }
         }
-        for (key, qos, retain_as_published, ids) in merged {
+        for (key, qos, retain_as_published, ids, _) in merged {
             let Some(record) = self.sessions.get(&key) else {
                 continue;
             };
