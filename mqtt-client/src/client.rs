@@ -142,6 +142,10 @@ pub(crate) struct Shared {
     pub(crate) state: watch::Receiver<ConnectionState>,
     pub(crate) connack: watch::Receiver<Option<Box<ConnAck>>>,
     pub(crate) events: broadcast::Sender<ConnectionEvent>,
+    /// Subscribed when the client started, for the first `events()` call:
+    /// it sees the events of the first connection attempt too (e.g. an
+    /// AUTH from the server), however late it is called.
+    pub(crate) first_events: std::sync::Mutex<Option<broadcast::Receiver<ConnectionEvent>>>,
     pub(crate) version: ProtocolVersion,
     pub(crate) client_id: String,
     pub(crate) incoming_capacity: usize,
@@ -375,9 +379,16 @@ impl Client {
         self.shared.connack.borrow().as_deref().cloned()
     }
 
-    /// Connection events from now on.
+    /// Connection events: the first call gets every event since the
+    /// client started (up to the last 64), later calls those from then on.
     pub fn events(&self) -> ConnectionEvents {
-        ConnectionEvents(self.shared.events.subscribe())
+        let first = self
+            .shared
+            .first_events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        ConnectionEvents(first.unwrap_or_else(|| self.shared.events.subscribe()))
     }
 
     /// The protocol version.

@@ -111,7 +111,7 @@ pub(crate) fn spawn(
     let (main, incoming) = futures::channel::mpsc::channel(b.incoming_capacity.saturating_sub(1));
     let (state_tx, state_rx) = watch::channel(ConnectionState::Connecting);
     let (connack_tx, connack_rx) = watch::channel(None);
-    let (events, _) = broadcast::channel(64);
+    let (events, first_events) = broadcast::channel(64);
     let (addr, ws) = b.transport();
     let mut session_options = b.session.clone();
     // The permits bound what is queued; the session never refuses for room.
@@ -122,6 +122,7 @@ pub(crate) fn spawn(
         state: state_rx,
         connack: connack_rx,
         events: events.clone(),
+        first_events: std::sync::Mutex::new(Some(first_events)),
         version: b.session.version,
         client_id: b.session.client_id.as_str().into(),
         incoming_capacity: b.incoming_capacity,
