@@ -169,6 +169,8 @@ pub(crate) struct Conn {
     next_local: u64,
     /// The publish rate limit's bucket.
     rate: RateLimit,
+    /// Now, as of this turn of the connection's loop.
+    clock: Instant,
     control: Arc<ControlSlot>,
     /// The session state was handed to a newer connection (takeover).
     handed_over: bool,
@@ -185,8 +187,10 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
+    /// The session's time: the connection's clock, read once per turn of
+    /// its loop (not once per packet).
     fn now(&self) -> mqtt_session::Instant {
-        mqtt_session::Instant::from_duration(self.epoch.elapsed())
+        mqtt_session::Instant::from_duration(self.clock.saturating_duration_since(self.epoch))
     }
 
     fn to_instant(&self, t: mqtt_session::Instant) -> Instant {
@@ -212,6 +216,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         wait_for: 0,
         next_local: 0,
         rate: RateLimit::default(),
+        clock: epoch,
         control: Arc::default(),
         handed_over: false,
         session_continues: false,
@@ -235,10 +240,11 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
     let mut commits = shared.persist.as_ref().map(|p| p.watch());
     let control = c.control.clone();
     loop {
+        c.clock = Instant::now();
         c.handle_events().await;
         if c.congested
             .as_ref()
-            .is_some_and(|m| !m.is_congested() || m.is_stuck(Instant::now()))
+            .is_some_and(|m| !m.is_congested() || m.is_stuck(c.clock))
         {
             c.congested = None;
         }
@@ -389,7 +395,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
             // One timer for the keep-alive or CONNECT deadline, the close
             // timeout and the rate limit's pause (each checked on waking).
             _ = sleep_until(wake_at), if wake_at.is_some() => {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
+                c.clock = Instant::now();
+                if deadline.is_some_and(|d| c.clock >= d) {
                     let now = c.now();
                     c.session.handle_timeout(now);
                 }
@@ -982,7 +989,7 @@ impl Conn {
         if publish.is_none() && awaiting.is_none() {
             return;
         }
-        let now = Instant::now();
+        let now = self.clock;
         let mut state = self.shared.lock();
         if let Some(id) = awaiting {
             state.record(Change::AwaitRelease(a.client.client_id.clone(), id));
@@ -1152,7 +1159,7 @@ impl Conn {
         if self.session.is_closed() || self.handed_over || self.ended.is_some() {
             return;
         }
-        let now = Instant::now();
+        let now = self.clock;
         loop {
             self.batch.clear();
             a.mailbox.take(MAILBOX_BATCH, &mut self.batch);

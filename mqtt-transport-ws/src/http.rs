@@ -117,7 +117,8 @@ pub async fn accept_upgraded(
     };
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(max_message_size))
-        .max_frame_size(Some(max_message_size));
+        .max_frame_size(Some(max_message_size))
+        .read_buffer_size(crate::SERVER_READ_BUFFER);
     let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
     Ok(Connection::new(WsIo::new(ws), info))
 }

@@ -41,6 +41,12 @@ mod http;
 mod io;
 mod server;
 
+/// The read buffer of each server-side WebSocket connection. tungstenite
+/// allocates it up front and zeroes it before every read: its 128 KiB
+/// default made each idle browser connection cost 128 KiB and every read
+/// a 128 KiB memset.
+const SERVER_READ_BUFFER: usize = 4 * 1024;
+
 pub use client::{WsConnectOptions, connect};
 pub use http::{RequestHead, accept_upgraded, peek_request_head};
 pub use io::WsIo;

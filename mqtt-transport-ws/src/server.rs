@@ -152,7 +152,8 @@ pub async fn accept(conn: Connection, options: &WsServerOptions) -> Result<Conne
     };
     let config = WebSocketConfig::default()
         .max_message_size(Some(options.max_message_size))
-        .max_frame_size(Some(options.max_message_size));
+        .max_frame_size(Some(options.max_message_size))
+        .read_buffer_size(crate::SERVER_READ_BUFFER);
     let ws = tokio::time::timeout(
         options.handshake_timeout,
         tokio_tungstenite::accept_hdr_async_with_config(conn, callback, Some(config)),
