@@ -4,6 +4,9 @@ writes medians and ratios to BENCHMARKS.md. Called by bench/compare.sh."""
 
 import argparse, json, os, platform, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ports import free_port, wait_port  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "target", "release", "mqtt-bench")
 OURS = os.path.join(ROOT, "target", "release", "broker")
@@ -26,25 +29,6 @@ SCENARIOS = [
 ]
 LOWER_IS_BETTER = {"p50_us", "p99_us", "rss_kb_per_conn"}
 WS_SCENARIO = ("fan-in 4→1 QoS 0 over WebSocket", ["fanin", "-P", "4", "-q", "0", "-n", "100000", "-w", "100"], "msgs_per_s", "msgs/s")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 class Broker:
