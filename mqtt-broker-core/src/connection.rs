@@ -159,7 +159,7 @@ pub(crate) struct Conn {
     session: ServerSession,
     epoch: Instant,
     accepted: Option<Accepted>,
-    connect: Option<Box<Connect>>,
+    connect: Option<Arc<Connect>>,
     /// Authentication's state until the client is accepted.
     auth: AuthState,
     /// The store's batch to wait for before writing: what was written to
@@ -636,7 +636,7 @@ impl Conn {
                 .stats
                 .connections_refused
                 .fetch_add(1, Ordering::Relaxed);
-            self.connect = Some(connect);
+            self.connect = Some(Arc::from(connect));
             self.session.refuse(reason);
             return;
         }
@@ -646,7 +646,7 @@ impl Conn {
         let step = self
             .authenticate(move |hooks, state| hooks.authenticate(&c, &info, state))
             .await;
-        self.connect = Some(Box::new(Connect::clone(&connect)));
+        self.connect = Some(connect);
         self.auth_step(step).await;
     }
 

@@ -1070,3 +1070,49 @@ async fn sessions_belong_to_their_user_and_follow_the_acl() {
     alice.disconnect().await.unwrap();
     broker.shutdown().await;
 }
+
+/// A Will must be a message its client may publish: checked by the broker
+/// when the client connects (0x87 otherwise), with the client id it ends up
+/// with (the assigned one when the CONNECT's is empty).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_will_the_acl_does_not_allow_is_refused_at_connect() {
+    let b = start(file_auth().build()).await;
+    let will = |topic: &str| {
+        mqtt_codec::Will::new(
+            mqtt_codec::TopicName::try_from(topic).unwrap(),
+            Bytes::new(),
+        )
+    };
+    // alice may write alice/#, not bob/#.
+    let (ok, _) = b
+        .user(ProtocolVersion::V5, "alice-will", "alice", "alice-pw")
+        .will(will("alice/gone"))
+        .connect()
+        .await
+        .unwrap();
+    ok.disconnect().await.unwrap();
+    let e = b
+        .user(ProtocolVersion::V5, "alice-will2", "alice", "alice-pw")
+        .will(will("bob/gone"))
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.connect_reason(),
+        Some(ConnectReason::NotAuthorized),
+        "{e}"
+    );
+    // A client whose id the server assigns is judged the same way.
+    let e = b
+        .user(ProtocolVersion::V5, "", "alice", "alice-pw")
+        .will(will("clients/someone-else/gone"))
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.connect_reason(),
+        Some(ConnectReason::NotAuthorized),
+        "{e}"
+    );
+    b.broker.shutdown().await;
+}

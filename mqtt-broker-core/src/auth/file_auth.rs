@@ -40,12 +40,11 @@ use tracing::{debug, info};
 ///    [`allow_anonymous`](FileAuthBuilder::allow_anonymous), else 0x87 Not
 ///    authorized (3.1.1 return code 5).
 ///
-/// With an ACL, an accepted client's Will topic must be writable by it
-/// (else 0x87: the broker publishes Wills without asking
-/// [`Hooks::authorize_publish`]; `%c` is then the CONNECT's Client
-/// Identifier, empty when the server assigns one), and every PUBLISH,
-/// SUBSCRIBE and retained message delivered on subscribing is checked;
-/// without one, everything is allowed.
+/// With an ACL, every PUBLISH, SUBSCRIBE and retained message delivered on
+/// subscribing is checked, and so is a client's Will when it connects (the
+/// broker asks [`Hooks::authorize_publish`] with the client id it assigned:
+/// 0x87 when the Will topic is not writable); without one, everything is
+/// allowed.
 ///
 /// Password checks run on the connection's task: an argon2id check with
 /// the default parameters takes tens of milliseconds of CPU (release
@@ -169,7 +168,8 @@ impl FileAuth {
         get(&self.acl)
     }
 
-    /// Lets the client in as `identity`, once its Will topic is allowed.
+    /// Lets the client in as `identity`. (Its Will topic is checked by the
+    /// broker through `authorize_publish`, with the client id it gets.)
     fn accept(
         &self,
         connect: &Connect,
@@ -177,15 +177,6 @@ impl FileAuth {
         identity: Option<&str>,
         how: &str,
     ) -> AuthStep {
-        if let (Some(acl), Some(will)) = (self.current_acl(), &connect.will)
-            && !acl.can_publish(connect.client_id.as_str(), identity, will.topic.as_str())
-        {
-            return refuse(
-                connect,
-                ConnectReason::NotAuthorized,
-                "the ACL does not allow publishing to the Will topic",
-            );
-        }
         debug!(client_id = connect.client_id.as_str(), user = ?identity, how, "authenticated");
         state.identity = identity.map(Arc::from);
         AuthStep::Accept
@@ -422,7 +413,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::auth::ScramClient;
-    use mqtt_codec::{ProtocolVersion, QoS, TopicName, Will};
+    use mqtt_codec::ProtocolVersion;
     use mqtt_transport_tcp::TransportKind;
 
     fn info() -> ConnectionInfo {
@@ -531,21 +522,5 @@ mod tests {
         i.http_headers = vec![("Authorization".into(), "Bearer bad".into())];
         let (step, _) = auth(&a, &connect(ProtocolVersion::V3_1_1, None, None), &i);
         assert_eq!(step, AuthStep::Refuse(ConnectReason::BadUserNameOrPassword));
-    }
-
-    #[test]
-    fn the_will_topic_must_be_writable() {
-        let acl = Acl::parse("topic write ok/#").unwrap();
-        let a = FileAuth::builder().allow_anonymous(true).acl(acl).build();
-        let mut c = connect(ProtocolVersion::V5, None, None);
-        for (topic, expect) in [
-            ("ok/will", AuthStep::Accept),
-            ("other", AuthStep::Refuse(ConnectReason::NotAuthorized)),
-        ] {
-            let mut w = Will::new(TopicName::try_from(topic).unwrap(), Bytes::new());
-            w.qos = QoS::AtMostOnce;
-            c.will = Some(w);
-            assert_eq!(auth(&a, &c, &info()).0, expect, "{topic}");
-        }
     }
 }
