@@ -16,7 +16,7 @@ Setups: our example broker (--sync always; --sync 100; --in-memory) and
 Mosquitto with persistence (default autosave_interval 1800 s; and
 autosave_on_changes 1 with autosave_interval 1: saving on every change).
 
-  python3 bench/durability.py [--rounds 3] [-n 5000] [--qos 1] [--write]
+  python3 bench/durability.py [--rounds 3] [-n 5000] [--qos 1] [--ahead 40] [--write]
 
 --write puts the table in BENCHMARKS.md (between the durability markers
 for that QoS).
@@ -74,7 +74,7 @@ def client(cid, port, clean):
     return c
 
 
-def one_round(setup, n, qos):
+def one_round(setup, n, qos, ahead):
     data = tempfile.mkdtemp(prefix="mqtt-durability-")
     # Mosquitto started as root runs as the `mosquitto` user: it must be
     # able to write its persistence file here.
@@ -121,11 +121,11 @@ def one_round(setup, n, qos):
                         all_acked.set()
                 else:
                     mids[info.mid] = i
-            # paho queues beyond the window; keep at most a window's worth ahead.
+            # paho queues beyond the window; keep at most `ahead` queued.
             while True:
                 with lock:
-                    ahead = i + 1 - len(acked)
-                if ahead <= 40:
+                    ahead_now = i + 1 - len(acked)
+                if ahead_now <= ahead:
                     break
                 time.sleep(0.0002)
         all_acked.wait(120)
@@ -162,13 +162,17 @@ def main():
     ap.add_argument("--qos", type=int, default=1, choices=[1, 2])
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--only", help="run the setups whose names contain this")
+    ap.add_argument("--ahead", type=int, default=40, help="messages handed to paho ahead of the acknowledgements")
+    ap.add_argument("--ours", default=OURS, help="our broker's binary")
     args = ap.parse_args()
+    global OURS
+    OURS = args.ours
     if not os.path.exists(OURS):
         sys.exit("build first: cargo build --release -p mqtt-examples --bin broker")
     results = {s: [] for s in SETUPS if not args.only or args.only in s}
     for r in range(args.rounds):
         for s in results:
-            rate, lost, acked = one_round(s, args.n, args.qos)
+            rate, lost, acked = one_round(s, args.n, args.qos, args.ahead)
             results[s].append((rate, lost, acked))
             print(f"round {r + 1}: {s}: {rate:,.0f} msgs/s acknowledged, {lost} of {acked} lost", flush=True)
     lines = [

@@ -1,5 +1,5 @@
 //! Group commit: every connection's changes go into one pending batch; a
-//! writer thread commits a batch while the next one fills, and tells the
+//! writer thread writes a batch while the next one fills, and tells the
 //! connections which batches are durable, so that each sends its
 //! acknowledgements once its own changes are.
 
@@ -28,6 +28,8 @@ pub(crate) struct Persister {
     mode: Durability,
     pending: Mutex<Pending>,
     wake: Condvar,
+    /// The last batch written.
+    written: Mutex<u64>,
     /// The last batch committed.
     committed: watch::Sender<u64>,
     /// A commit failed: acknowledgements are no longer safe to send.
@@ -52,13 +54,17 @@ impl Persister {
                 stop: false,
             }),
             wake: Condvar::new(),
+            written: Mutex::new(0),
             committed: watch::Sender::new(0),
             failed: AtomicBool::new(false),
         });
         let writer = p.clone();
         let thread = std::thread::Builder::new()
             .name("mqtt-store".into())
-            .spawn(move || writer.run())?;
+            .spawn(move || match writer.mode {
+                Durability::Always => writer.run_always(),
+                Durability::Periodic(every) => writer.run_periodic(every),
+            })?;
         Ok((p, thread))
     }
 
@@ -107,70 +113,106 @@ impl Persister {
         self.wake.notify_one();
     }
 
-    fn run(&self) {
-        let flush_every = match self.mode {
-            Durability::Always => None,
-            Durability::Periodic(d) => Some(d.max(Duration::from_millis(1))),
-        };
-        let mut last_durable = Instant::now();
-        let mut dirty = false;
+    /// A commit failed: nothing more is written or acknowledged. Every
+    /// waiting connection is woken and, seeing the failure, closes without
+    /// acknowledging.
+    fn fail(&self, e: &crate::store::StoreError, changes: usize) {
+        error!(error = %e, changes, "store write failed: acknowledgements stop");
+        self.failed.store(true, Ordering::Relaxed);
+        self.committed.send_replace(u64::MAX);
+    }
+
+    /// Marks batches up to `generation` durable.
+    fn durable(&self, generation: u64) {
+        self.committed.send_if_modified(|c| {
+            let newer = *c < generation;
+            if newer {
+                *c = generation;
+            }
+            newer
+        });
+    }
+
+    /// Waits for the next batch: `None` once stopped with nothing left.
+    fn take(&self, timeout: Option<Duration>) -> Option<(Vec<Change>, u64)> {
+        let mut p = self.lock();
         loop {
-            let (batch, generation, stop) = {
-                let mut p = self.lock();
-                while p.changes.is_empty() && !p.stop {
-                    let wait = flush_every
-                        .filter(|_| dirty)
-                        .map(|d| d.saturating_sub(last_durable.elapsed()));
-                    match wait {
-                        Some(w) if w.is_zero() => break,
-                        Some(w) => {
-                            p = self
-                                .wake
-                                .wait_timeout(p, w)
-                                .unwrap_or_else(|e| e.into_inner())
-                                .0
-                        }
-                        None => p = self.wake.wait(p).unwrap_or_else(|e| e.into_inner()),
-                    }
-                }
+            if !p.changes.is_empty() {
                 let batch = std::mem::take(&mut p.changes);
                 let generation = p.generation;
                 p.generation += 1;
-                (batch, generation, p.stop)
-            };
-            if self.has_failed() {
-                // The store holds a prefix of the batches; later ones are
-                // not written after a failed one, and nothing more is
-                // acknowledged (connections close instead).
-                if stop {
-                    return;
+                return Some((batch, generation));
+            }
+            if p.stop {
+                return None;
+            }
+            match timeout {
+                Some(t) => {
+                    let (guard, result) = self
+                        .wake
+                        .wait_timeout(p, t)
+                        .unwrap_or_else(|e| e.into_inner());
+                    p = guard;
+                    if result.timed_out() {
+                        return Some((Vec::new(), 0));
+                    }
                 }
+                None => p = self.wake.wait(p).unwrap_or_else(|e| e.into_inner()),
+            }
+        }
+    }
+
+    /// The writer of [`Durability::Always`]: writes each batch, syncs it,
+    /// and marks it durable.
+    fn run_always(&self) {
+        while let Some((batch, generation)) = self.take(None) {
+            // The store holds a prefix of the batches: after a failed one,
+            // later ones are not written.
+            if self.has_failed() {
                 continue;
             }
-            let durable = stop || flush_every.is_none_or(|d| last_durable.elapsed() >= d);
-            if !batch.is_empty() || (durable && dirty) {
-                let mut result = self.store.commit(&batch, durable);
-                if let Err(e) = &result {
-                    error!(error = %e, "store commit failed; retrying once");
-                    std::thread::sleep(Duration::from_millis(50));
-                    result = self.store.commit(&batch, durable);
+            match self.store.write(&batch).and_then(|()| self.store.sync()) {
+                Ok(()) => self.durable(generation),
+                Err(e) => self.fail(&e, batch.len()),
+            }
+        }
+    }
+
+    /// The writer of [`Durability::Periodic`]: writes batches as they
+    /// come and syncs at most `every`.
+    fn run_periodic(&self, every: Duration) {
+        let every = every.max(Duration::from_millis(1));
+        let mut last_sync = Instant::now();
+        let mut dirty = false;
+        loop {
+            let wait = if dirty {
+                every.saturating_sub(last_sync.elapsed())
+            } else {
+                Duration::from_secs(3600)
+            };
+            let next = self.take(Some(wait.max(Duration::from_micros(100))));
+            let stop = next.is_none();
+            if let Some((batch, generation)) = next
+                && !batch.is_empty()
+                && !self.has_failed()
+            {
+                match self.store.write(&batch) {
+                    Ok(()) => dirty = true,
+                    Err(e) => self.fail(&e, batch.len()),
                 }
-                if let Err(e) = result {
-                    error!(error = %e, changes = batch.len(), "store commit failed: acknowledgements stop");
-                    self.failed.store(true, Ordering::Relaxed);
-                    // Wake every waiting connection: each sees the failure
-                    // before writing and closes without acknowledging.
-                    self.committed.send_replace(u64::MAX);
-                    continue;
-                }
-                if durable {
-                    last_durable = Instant::now();
-                    dirty = false;
-                } else {
-                    dirty = true;
+                *self.written.lock().unwrap_or_else(|e| e.into_inner()) = generation;
+            }
+            if dirty && (stop || last_sync.elapsed() >= every) && !self.has_failed() {
+                match self.store.sync() {
+                    Ok(()) => {
+                        dirty = false;
+                        last_sync = Instant::now();
+                        let written = *self.written.lock().unwrap_or_else(|e| e.into_inner());
+                        self.durable(written);
+                    }
+                    Err(e) => self.fail(&e, 0),
                 }
             }
-            self.committed.send_replace(generation);
             if stop {
                 return;
             }

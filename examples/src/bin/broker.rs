@@ -81,8 +81,8 @@ struct Args {
     /// When acknowledgements wait for the disk: `always` (default: PUBACK,
     /// PUBREC, SUBACK and CONNACK go out once what they promise is on
     /// disk; batched across clients) or a flush period in milliseconds
-    /// (e.g. `100`: faster, and a crash loses up to that much of what was
-    /// acknowledged).
+    /// (e.g. `100`: faster; a power loss loses up to that much of what was
+    /// acknowledged, a killed process only the last instant's changes).
     #[arg(long, value_name = "always|MS", default_value = "always")]
     sync: String,
     /// Serve the files in DIR over plain HTTP on the WebSocket listeners

@@ -78,9 +78,13 @@ impl Store for MemoryStore {
         )
     }
 
-    fn commit(&self, changes: &[Change], _durable: bool) -> Result<(), StoreError> {
+    fn write(&self, changes: &[Change]) -> Result<(), StoreError> {
         // Only encoding can fail, and `apply` encodes before it writes.
         let mut t = self.tables.lock().unwrap_or_else(|e| e.into_inner());
         codec::apply(&mut *t, changes)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 }

@@ -14,6 +14,7 @@
 //! embedding) and [`RedbStore`] (a crash-safe file).
 
 pub(crate) mod codec;
+mod journal;
 mod memory;
 mod redb_store;
 
@@ -131,16 +132,22 @@ pub struct Loaded {
 /// A place to keep sessions and retained messages.
 ///
 /// Implementations apply each batch atomically: after a crash the store
-/// holds some prefix of the batches committed, each whole or not at all.
+/// holds some prefix of the batches written, each whole or not at all,
+/// and at least every batch written before a [`sync`](Store::sync) that
+/// returned.
 pub trait Store: Send + Sync + 'static {
     /// Everything stored.
     fn load(&self) -> Result<Loaded, StoreError>;
 
-    /// Applies `changes` in order as one transaction. With `durable` it
-    /// returns once the transaction survives a crash of the process and of
-    /// the machine; without, it may be lost until a later durable commit
-    /// (one that also makes every earlier commit durable).
-    fn commit(&self, changes: &[Change], durable: bool) -> Result<(), StoreError>;
+    /// Applies `changes` in order as one transaction, not necessarily
+    /// durable yet. Called for one batch at a time, in order.
+    fn write(&self, changes: &[Change]) -> Result<(), StoreError>;
+
+    /// Returns once every batch whose [`write`](Store::write) returned
+    /// before this call survives a crash of the process and of the machine.
+    /// May be called while another batch is being written, and by two
+    /// threads at once.
+    fn sync(&self) -> Result<(), StoreError>;
 }
 
 /// When acknowledgements wait for the store.
@@ -152,8 +159,10 @@ pub enum Durability {
     /// Many clients' changes share one commit.
     Always,
     /// Changes are written as they come but made durable only this often;
-    /// acknowledgements do not wait. Faster, and a crash loses what was
-    /// acknowledged since the last durable commit (up to this interval).
+    /// acknowledgements do not wait. Faster; a crash of the machine (power
+    /// loss) loses what was acknowledged since the last sync (up to this
+    /// interval), and a crash of the process alone only the changes
+    /// acknowledged and not yet handed to the store (a moment's worth).
     Periodic(std::time::Duration),
 }
 
