@@ -156,6 +156,7 @@ def one_round(setup, n, qos, ahead):
 
 
 def main():
+    global OURS
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("-n", type=int, default=5000)
@@ -163,10 +164,9 @@ def main():
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--only", help="run the setups whose names contain this")
     ap.add_argument("--ahead", type=int, default=40, help="messages handed to paho ahead of the acknowledgements")
-    ap.add_argument("--ours", default=OURS, help="our broker's binary")
+    ap.add_argument("--ours", help="our broker's binary (default: target/release/broker)")
     args = ap.parse_args()
-    global OURS
-    OURS = args.ours
+    OURS = args.ours or OURS
     if not os.path.exists(OURS):
         sys.exit("build first: cargo build --release -p mqtt-examples --bin broker")
     results = {s: [] for s in SETUPS if not args.only or args.only in s}
