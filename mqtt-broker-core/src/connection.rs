@@ -42,6 +42,12 @@ const IDLE_BUFFER: usize = 4 * 1024;
 const IDLE_READ: usize = 64;
 /// Messages moved from the mailbox to the session at a time.
 const MAILBOX_BATCH: usize = 256;
+/// A turn that queues more packets than this is a burst: the connection
+/// keeps its grown buffers for [`KEEP_BUFFERS`] after it, rather than give
+/// them back when idle and grow them again for the next burst.
+const BURST_CHUNKS: usize = 16;
+/// How long buffers grown by a burst are kept once the connection is idle.
+const KEEP_BUFFERS: Duration = Duration::from_millis(100);
 /// How long a closed connection waits for the peer to close its side.
 const LINGER: Duration = Duration::from_millis(500);
 /// How long an ending connection may take to write its last packets.
@@ -58,48 +64,63 @@ fn stored_seq(request: RequestId) -> Option<u64> {
     (raw != 0 && raw & LOCAL_REQUESTS == 0).then_some(raw)
 }
 
-/// Encoded packets waiting for the socket: headers and small packets in
-/// shared buffers, PUBLISH payloads as the received `Bytes` (never copied).
+/// Encoded packets waiting for the socket: headers and small packets
+/// encoded one after another into one buffer, PUBLISH payloads as the
+/// received `Bytes` (never copied). A vectored write interleaves them.
 struct OutQueue {
-    chunks: VecDeque<Bytes>,
-    scratch: BytesMut,
+    chunks: VecDeque<Chunk>,
+    /// The bytes of every [`Chunk::Inline`], in order.
+    inline: BytesMut,
     len: usize,
 }
+
+/// A piece of what is queued.
+enum Chunk {
+    /// The next this many bytes of [`OutQueue::inline`].
+    Inline(usize),
+    /// A payload.
+    Shared(Bytes),
+}
+
+/// Slices handed to one vectored write.
+const MAX_SLICES: usize = 64;
 
 impl OutQueue {
     fn new() -> OutQueue {
         OutQueue {
             chunks: VecDeque::new(),
-            scratch: BytesMut::new(),
+            inline: BytesMut::new(),
             len: 0,
         }
     }
 
-    fn push(&mut self, packet: &Packet, version: mqtt_codec::ProtocolVersion) {
-        let before = self.scratch.len();
+    fn push(&mut self, packet: Packet, version: mqtt_codec::ProtocolVersion) {
+        let before = self.inline.len();
         let result = match packet {
             Packet::Publish(p) if !p.payload().is_empty() => {
-                p.encode_header(version, &mut self.scratch).map(|_| {
-                    self.len += self.scratch.len() - before + p.payload().len();
-                    let head = self.scratch.split().freeze();
-                    self.chunks.push_back(head);
-                    self.chunks.push_back(p.payload_bytes());
+                p.encode_header(version, &mut self.inline).map(|_| {
+                    self.add_inline(self.inline.len() - before);
+                    self.len += p.payload().len();
+                    self.chunks.push_back(Chunk::Shared(p.into_payload_bytes()));
                 })
             }
-            other => other.encode(version, &mut self.scratch).map(|_| {
-                self.len += self.scratch.len() - before;
-            }),
+            other => other
+                .encode(version, &mut self.inline)
+                .map(|_| self.add_inline(self.inline.len() - before)),
         };
         if let Err(e) = result {
             // The session only produces packets that fit; log and skip.
             warn!(error = %e, "packet not encodable; skipped");
-            self.scratch.truncate(before);
+            self.inline.truncate(before);
         }
     }
 
-    fn seal(&mut self) {
-        if !self.scratch.is_empty() {
-            self.chunks.push_back(self.scratch.split().freeze());
+    fn add_inline(&mut self, n: usize) {
+        self.len += n;
+        match self.chunks.back_mut() {
+            // The bytes follow the last chunk's in `inline`: one slice.
+            Some(Chunk::Inline(m)) => *m += n,
+            _ => self.chunks.push_back(Chunk::Inline(n)),
         }
     }
 
@@ -109,13 +130,21 @@ impl OutQueue {
 
     /// One vectored write of what is queued.
     async fn write<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> std::io::Result<usize> {
-        self.seal();
         let n = {
+            // (On the heap: the connection's future stays small.)
+            let mut at = 0;
             let slices: Vec<IoSlice<'_>> = self
                 .chunks
                 .iter()
-                .take(64)
-                .map(|c| IoSlice::new(c))
+                .take(MAX_SLICES)
+                .map(|chunk| match chunk {
+                    Chunk::Inline(m) => {
+                        let s = IoSlice::new(&self.inline[at..at + m]);
+                        at += m;
+                        s
+                    }
+                    Chunk::Shared(b) => IoSlice::new(b),
+                })
                 .collect();
             w.write_vectored(&slices).await?
         };
@@ -128,15 +157,26 @@ impl OutQueue {
             let Some(front) = self.chunks.front_mut() else {
                 break;
             };
-            if front.len() <= left {
-                left -= front.len();
+            let (len, done) = match front {
+                Chunk::Inline(m) => {
+                    let k = left.min(*m);
+                    self.inline.advance(k);
+                    *m -= k;
+                    (k, *m == 0)
+                }
+                Chunk::Shared(b) => {
+                    let k = left.min(b.len());
+                    b.advance(k);
+                    (k, b.is_empty())
+                }
+            };
+            left -= len;
+            if done {
                 self.chunks.pop_front();
-            } else {
-                front.advance(left);
-                left = 0;
             }
         }
         if self.chunks.is_empty() {
+            self.inline.clear();
             // A WebSocket connection sends what was written as a frame.
             w.flush().await?;
         }
@@ -233,6 +273,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
     // shares its read buffer's memory.
     let mut rbuf = BytesMut::with_capacity(512);
     let mut read_size = 512;
+    let mut keep_buffers_until: Option<Instant> = None;
     let mut out = OutQueue::new();
     let mut shutdown = shared.shutdown.subscribe();
     let mut read_open = true;
@@ -273,7 +314,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
             if let Packet::Publish(_) = &p {
                 shared.stats.messages_sent.fetch_add(1, Ordering::Relaxed);
             }
-            out.push(&p, version);
+            out.push(p, version);
+        }
+        if out.chunks.len() > BURST_CHUNKS {
+            keep_buffers_until = Some(c.clock + KEEP_BUFFERS);
         }
         // What sending produced (a QoS 2 message's packet id) is recorded
         // before `durable` is decided below: the PUBLISH waits for it.
@@ -287,18 +331,25 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         if rbuf.is_empty() && rbuf.capacity() > IDLE_BUFFER {
             rbuf = BytesMut::new();
         }
-        if out.is_empty() && out.scratch.capacity() > IDLE_BUFFER {
-            out.scratch = BytesMut::new();
+        if out.is_empty() && out.inline.capacity() > IDLE_BUFFER {
+            out.inline = BytesMut::new();
         }
         // Nothing coming in fast, nothing going out, nothing in flight: the
-        // connection is idle; it keeps only what it needs to wait.
-        if rbuf.is_empty() && out.is_empty() && read_size < READ_CHUNK && c.session.in_flight() == 0
-        {
+        // connection is idle; it keeps only what it needs to wait (once a
+        // burst's buffers have been kept a moment, in case another comes).
+        let idle = rbuf.is_empty()
+            && out.is_empty()
+            && read_size < READ_CHUNK
+            && c.session.in_flight() == 0;
+        if !idle || keep_buffers_until.is_some_and(|t| c.clock >= t) {
+            keep_buffers_until = keep_buffers_until.filter(|_| !idle);
+        }
+        if idle && keep_buffers_until.is_none() {
             rbuf = BytesMut::new();
             // A small read to start with (a PINGREQ is 2 bytes); reads
             // grow again as data flows.
             read_size = IDLE_READ;
-            out.scratch = BytesMut::new();
+            out.inline = BytesMut::new();
             out.chunks = VecDeque::new();
             c.session.shrink_buffers();
             c.batch = Vec::new();
@@ -343,7 +394,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         let recheck = congested
             .as_ref()
             .map(|_| Instant::now() + Duration::from_millis(100));
-        let wake_at = [deadline, close_by, throttled, recheck]
+        let shrink_at = keep_buffers_until.filter(|_| idle);
+        let wake_at = [deadline, close_by, throttled, recheck, shrink_at]
             .into_iter()
             .flatten()
             .min();
@@ -395,6 +447,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
             // One timer for the keep-alive or CONNECT deadline, the close
             // timeout and the rate limit's pause (each checked on waking).
             _ = sleep_until(wake_at), if wake_at.is_some() => {
+                // (A `shrink_at` that passed is seen at the top of the loop.)
                 c.clock = Instant::now();
                 if deadline.is_some_and(|d| c.clock >= d) {
                     let now = c.now();

@@ -81,14 +81,18 @@ impl Mailbox {
             let before = self.dropped.fetch_add(1, Ordering::Relaxed);
             return Push::Dropped { first: before == 0 };
         }
-        if q.is_empty() {
+        let was_empty = q.is_empty();
+        if was_empty {
             // The clock for "stuck" starts when messages start waiting.
             let ms = at.saturating_duration_since(self.created).as_millis() as u64;
             self.progress_ms.store(ms, Ordering::Relaxed);
         }
         q.push_back(Queued { publish, at, seq });
         drop(q);
-        if online {
+        // Only the first message wakes the connection: it takes messages
+        // until the mailbox is empty, or until its session is full, and then
+        // comes back on its own as the session drains.
+        if online && was_empty {
             self.notify.notify_one();
         }
         Push::Queued

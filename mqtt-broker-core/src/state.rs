@@ -122,7 +122,7 @@ pub(crate) struct PendingWill {
 pub(crate) struct State {
     pub(crate) tree: SubscriptionTree<Arc<str>>,
     pub(crate) retained: RetainedStore,
-    pub(crate) sessions: HashMap<Arc<str>, SessionRecord>,
+    pub(crate) sessions: HashMap<Arc<str>, SessionRecord, foldhash::fast::RandomState>,
     pub(crate) wills: HashMap<Arc<str>, PendingWill>,
     pub(crate) mailbox_limit: usize,
     /// Whether changes are stored (a store is configured).
@@ -139,7 +139,7 @@ impl State {
         State {
             tree: SubscriptionTree::new(),
             retained: RetainedStore::default(),
-            sessions: HashMap::new(),
+            sessions: HashMap::default(),
             wills: HashMap::new(),
             mailbox_limit,
             storing: false,
@@ -277,14 +277,18 @@ impl State {
     /// mailbox above its high-water mark, for the publisher to wait on.
     pub(crate) fn route(&mut self, from: Option<&str>, publish: &Publish, now: Instant) -> Routed {
         let mut routed = Routed::default();
-        let mut matches = self.tree.matches(publish.topic());
+        let mut matches = Vec::new();
+        let filters = self.tree.collect_matches(publish.topic(), &mut matches);
         if matches.is_empty() {
             return routed;
         }
         // A session's subscriptions all hold the session map's key `Arc`
         // (see `on_subscribe`): sorted by pointer, a session's ordinary
         // matches are adjacent, and merging them costs no string compares.
-        matches.sort_unstable_by_key(|m| (Arc::as_ptr(&m.key) as *const u8 as usize, m.shared));
+        // Matches of one filter are of distinct sessions already.
+        if filters > 1 {
+            matches.sort_unstable_by_key(|m| (Arc::as_ptr(&m.key) as *const u8 as usize, m.shared));
+        }
         // Merge a session's ordinary subscriptions; shared ones stay apart.
         // (session, QoS, Retain As Published, identifiers, from a shared group)
         #[allow(clippy::type_complexity)]

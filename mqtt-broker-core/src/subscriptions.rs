@@ -28,6 +28,13 @@ pub struct Match<K> {
     pub shared: bool,
 }
 
+/// Where a walk puts what it finds.
+struct Matched<'a, K> {
+    out: &'a mut Vec<Match<K>>,
+    /// Filters with ordinary subscribers that matched.
+    filters: &'a mut usize,
+}
+
 /// Picks which member of a shared subscription group receives a message.
 pub trait SharedStrategy: Send + Sync {
     /// Returns the index in `0..members` of the member to deliver to;
@@ -241,19 +248,43 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
     /// ([MQTT-4.7.3-4]).
     pub fn matches(&mut self, topic: &str) -> Vec<Match<K>> {
         let mut out = Vec::new();
+        self.collect_matches(topic, &mut out);
+        out
+    }
+
+    /// Appends the matches of `topic` to `out`, as [`matches`](Self::matches)
+    /// returns them, and returns how many filters with ordinary (not
+    /// shared) subscribers matched: with at most one, no session appears
+    /// twice among the ordinary matches, and there is nothing to merge.
+    pub fn collect_matches(&mut self, topic: &str, out: &mut Vec<Match<K>>) -> usize {
         let levels: Vec<&str> = topic.split('/').collect();
         let dollar = topic.starts_with('$');
         let strategy = &*self.strategy;
-        Self::walk(&mut self.root, &levels, dollar, topic, strategy, &mut out);
-        out
+        let mut filters = 0;
+        Self::walk(
+            &mut self.root,
+            &levels,
+            dollar,
+            topic,
+            strategy,
+            &mut Matched {
+                out,
+                filters: &mut filters,
+            },
+        );
+        filters
     }
 
     fn collect(
         node: &mut Node<K>,
         topic: &str,
         strategy: &dyn SharedStrategy,
-        out: &mut Vec<Match<K>>,
+        m: &mut Matched<'_, K>,
     ) {
+        if !node.subscribers.is_empty() {
+            *m.filters += 1;
+        }
+        let out = &mut *m.out;
         out.extend(node.subscribers.iter().map(|(k, s)| Match {
             key: k.clone(),
             subscriber: *s,
@@ -280,7 +311,7 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
         first_is_dollar: bool,
         topic: &str,
         strategy: &dyn SharedStrategy,
-        out: &mut Vec<Match<K>>,
+        out: &mut Matched<'_, K>,
     ) {
         let wildcards_allowed = !first_is_dollar;
         // `#` matches this level and everything below, including the parent

@@ -110,6 +110,41 @@ proptest! {
             prop_assert_eq!(keys(&mut t, topic), expected);
         }
     }
+
+    /// `collect_matches` counts the filters that matched; with sessions
+    /// holding several filters, a count of at most one means no session
+    /// appears twice (what lets routing skip merging).
+    #[test]
+    fn one_matching_filter_means_distinct_sessions(
+        filters in proptest::collection::vec(mqtt_test_support::strategies::topic_filter(), 1..30),
+        topics in proptest::collection::vec(mqtt_test_support::strategies::topic_name(), 1..10),
+        sessions in 1u32..5,
+    ) {
+        let mut t = SubscriptionTree::new();
+        let filters: Vec<TopicFilter> = filters.into_iter().filter(|f| !f.is_shared()).collect();
+        for (i, filter) in filters.iter().enumerate() {
+            t.subscribe(filter, i as u32 % sessions, sub(QoS::AtMostOnce));
+        }
+        for topic in &topics {
+            let topic = topic.as_str();
+            if topic.is_empty() { continue; }
+            let mut distinct: Vec<&TopicFilter> = filters.iter()
+                .filter(|f| topic_matches(f.as_str(), topic))
+                .collect();
+            distinct.sort_by_key(|f| f.as_str());
+            distinct.dedup();
+            let mut got = Vec::new();
+            let count = t.collect_matches(topic, &mut got);
+            prop_assert_eq!(count, distinct.len());
+            if count <= 1 {
+                let mut k: Vec<u32> = got.iter().map(|m| m.key).collect();
+                let n = k.len();
+                k.sort();
+                k.dedup();
+                prop_assert_eq!(k.len(), n);
+            }
+        }
+    }
 }
 
 fn publish(topic: &str, payload: &'static [u8]) -> Publish {

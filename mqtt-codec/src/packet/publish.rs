@@ -7,7 +7,7 @@ use crate::{
     buf::{Out, Reader, binary_len, put_binary, write_exact},
 };
 use alloc::boxed::Box;
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 /// QoS of a PUBLISH together with its packet identifier: QoS 0 has none
 /// ([MQTT-2.2.1-2]), QoS 1 and 2 always have one.
@@ -226,6 +226,29 @@ impl Publish {
             Content::Frame {
                 buf, payload_start, ..
             } => buf.slice(*payload_start as usize..),
+        }
+    }
+
+    /// The payload, taken out of the packet: as
+    /// [`payload_bytes`](Publish::payload_bytes) without touching the
+    /// shared buffer's reference count (for the last use of a packet).
+    ///
+    /// ```
+    /// # use mqtt_codec::{Publish, TopicName};
+    /// let p = Publish::new(TopicName::try_from("a/b").unwrap(), &b"hello"[..]);
+    /// assert_eq!(&p.into_payload_bytes()[..], b"hello");
+    /// ```
+    pub fn into_payload_bytes(self) -> Bytes {
+        match self.content {
+            Content::Parts { payload, .. } => payload,
+            Content::Frame {
+                mut buf,
+                payload_start,
+                ..
+            } => {
+                buf.advance(payload_start as usize);
+                buf
+            }
         }
     }
 
