@@ -24,7 +24,9 @@ pub(crate) struct Queued {
 /// What [`Mailbox::push`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Push {
-    Queued,
+    /// Queued (`congested`: it is now above the high-water mark, see
+    /// [`Mailbox::is_congested`]).
+    Queued { congested: bool },
     /// QoS 0 for an offline session: not kept.
     Skipped,
     /// Over the limit: dropped (`first`: the first drop for this session).
@@ -88,6 +90,7 @@ impl Mailbox {
             self.progress_ms.store(ms, Ordering::Relaxed);
         }
         q.push_back(Queued { publish, at, seq });
+        let congested = q.len() >= self.limit / 2;
         drop(q);
         // Only the first message wakes the connection: it takes messages
         // until the mailbox is empty, or until its session is full, and then
@@ -95,7 +98,7 @@ impl Mailbox {
         if online && was_empty {
             self.notify.notify_one();
         }
-        Push::Queued
+        Push::Queued { congested }
     }
 
     /// Above the high-water mark (half the limit): publishers routing to it

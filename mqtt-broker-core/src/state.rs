@@ -278,7 +278,7 @@ impl State {
     pub(crate) fn route(&mut self, from: Option<&str>, publish: &Publish, now: Instant) -> Routed {
         let mut routed = Routed::default();
         let mut matches = Vec::new();
-        let filters = self.tree.collect_matches(publish.topic(), &mut matches);
+        let filters = self.tree.collect_match_refs(publish.topic(), &mut matches);
         if matches.is_empty() {
             return routed;
         }
@@ -287,12 +287,12 @@ impl State {
         // matches are adjacent, and merging them costs no string compares.
         // Matches of one filter are of distinct sessions already.
         if filters > 1 {
-            matches.sort_unstable_by_key(|m| (Arc::as_ptr(&m.key) as *const u8 as usize, m.shared));
+            matches.sort_unstable_by_key(|m| (Arc::as_ptr(m.key) as *const u8 as usize, m.shared));
         }
         // Merge a session's ordinary subscriptions; shared ones stay apart.
         // (session, QoS, Retain As Published, identifiers, from a shared group)
         #[allow(clippy::type_complexity)]
-        let mut merged: Vec<(Arc<str>, QoS, bool, Vec<NonZeroU32>, bool)> =
+        let mut merged: Vec<(&Arc<str>, QoS, bool, Vec<NonZeroU32>, bool)> =
             Vec::with_capacity(matches.len());
         for Match {
             key,
@@ -302,7 +302,7 @@ impl State {
         {
             let o = subscriber.options;
             // [MQTT-3.8.3-3]: No Local.
-            if o.no_local && from == Some(&*key) {
+            if o.no_local && from == Some(&**key) {
                 continue;
             }
             let existing = if shared {
@@ -310,7 +310,7 @@ impl State {
             } else {
                 merged
                     .last_mut()
-                    .filter(|m| !m.4 && Arc::ptr_eq(&m.0, &key))
+                    .filter(|m| !m.4 && Arc::ptr_eq(m.0, key))
             };
             match existing {
                 Some(m) => {
@@ -328,7 +328,7 @@ impl State {
             }
         }
         for (key, qos, retain_as_published, ids, _) in merged {
-            let Some(record) = self.sessions.get(&key) else {
+            let Some(record) = self.sessions.get(key) else {
                 continue;
             };
             let out = outgoing_copy(publish, qos, retain_as_published && publish.retain, ids);
@@ -343,7 +343,7 @@ impl State {
                 0
             };
             let pushed = record.mailbox.push(out, now, seq, online);
-            if let (Some(publish), Push::Queued) = (stored, pushed) {
+            if let (Some(publish), Push::Queued { .. }) = (stored, pushed) {
                 self.journal.push(Change::Message(
                     key.clone(),
                     seq,
@@ -356,8 +356,8 @@ impl State {
             }
             if online
                 && routed.congested.is_none()
-                && from != Some(&*key)
-                && record.mailbox.is_congested()
+                && from != Some(&**key)
+                && matches!(pushed, Push::Queued { congested: true } | Push::Dropped { .. })
                 && !record.mailbox.is_stuck(now)
             {
                 routed.congested = Some(record.mailbox.clone());

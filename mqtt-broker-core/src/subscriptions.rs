@@ -29,10 +29,10 @@ pub struct Match<K> {
 }
 
 /// Where a walk puts what it finds.
-struct Matched<'a, K> {
-    out: &'a mut Vec<Match<K>>,
+struct Matched<'m, 'a, K> {
+    out: &'m mut Vec<Match<&'a K>>,
     /// Filters with ordinary subscribers that matched.
-    filters: &'a mut usize,
+    filters: &'m mut usize,
 }
 
 /// Picks which member of a shared subscription group receives a message.
@@ -74,7 +74,9 @@ impl SharedStrategy for StickyByTopic {
 #[derive(Debug)]
 struct Group<K> {
     members: Vec<(K, Subscriber)>,
-    cursor: usize,
+    /// The strategy's state (a `Cell`: matching takes the tree shared, so
+    /// that matches can borrow their keys).
+    cursor: std::cell::Cell<usize>,
 }
 
 #[derive(Debug)]
@@ -179,7 +181,7 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
             Some(g) => {
                 let group = node.groups.entry(g.into()).or_insert_with(|| Group {
                     members: Vec::new(),
-                    cursor: 0,
+                    cursor: std::cell::Cell::new(0),
                 });
                 match group.members.iter_mut().find(|(k, _)| *k == key) {
                     Some(m) => {
@@ -257,12 +259,25 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
     /// shared) subscribers matched: with at most one, no session appears
     /// twice among the ordinary matches, and there is nothing to merge.
     pub fn collect_matches(&mut self, topic: &str, out: &mut Vec<Match<K>>) -> usize {
+        let mut refs = Vec::new();
+        let filters = self.collect_match_refs(topic, &mut refs);
+        out.extend(refs.into_iter().map(|m| Match {
+            key: m.key.clone(),
+            subscriber: m.subscriber,
+            shared: m.shared,
+        }));
+        filters
+    }
+
+    /// As [`collect_matches`](Self::collect_matches), with the keys
+    /// borrowed from the tree rather than cloned.
+    pub fn collect_match_refs<'a>(&'a self, topic: &str, out: &mut Vec<Match<&'a K>>) -> usize {
         let levels: Vec<&str> = topic.split('/').collect();
         let dollar = topic.starts_with('$');
         let strategy = &*self.strategy;
         let mut filters = 0;
         Self::walk(
-            &mut self.root,
+            &self.root,
             &levels,
             dollar,
             topic,
@@ -275,29 +290,31 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
         filters
     }
 
-    fn collect(
-        node: &mut Node<K>,
+    fn collect<'a>(
+        node: &'a Node<K>,
         topic: &str,
         strategy: &dyn SharedStrategy,
-        m: &mut Matched<'_, K>,
+        m: &mut Matched<'_, 'a, K>,
     ) {
         if !node.subscribers.is_empty() {
             *m.filters += 1;
         }
         let out = &mut *m.out;
         out.extend(node.subscribers.iter().map(|(k, s)| Match {
-            key: k.clone(),
+            key: k,
             subscriber: *s,
             shared: false,
         }));
-        for group in node.groups.values_mut() {
+        for group in node.groups.values() {
             if group.members.is_empty() {
                 continue;
             }
-            let i = strategy.pick(topic, group.members.len(), &mut group.cursor);
+            let mut cursor = group.cursor.get();
+            let i = strategy.pick(topic, group.members.len(), &mut cursor);
+            group.cursor.set(cursor);
             if let Some((k, s)) = group.members.get(i) {
                 out.push(Match {
-                    key: k.clone(),
+                    key: k,
                     subscriber: *s,
                     shared: true,
                 });
@@ -305,30 +322,30 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
         }
     }
 
-    fn walk(
-        node: &mut Node<K>,
+    fn walk<'a>(
+        node: &'a Node<K>,
         levels: &[&str],
         first_is_dollar: bool,
         topic: &str,
         strategy: &dyn SharedStrategy,
-        out: &mut Matched<'_, K>,
+        out: &mut Matched<'_, 'a, K>,
     ) {
         let wildcards_allowed = !first_is_dollar;
         // `#` matches this level and everything below, including the parent
         // ("a/#" matches "a").
-        if wildcards_allowed && let Some(hash) = node.children.get_mut("#") {
+        if wildcards_allowed && let Some(hash) = node.children.get("#") {
             Self::collect(hash, topic, strategy, out);
         }
         let Some((first, rest)) = levels.split_first() else {
             Self::collect(node, topic, strategy, out);
             return;
         };
-        if let Some(child) = node.children.get_mut(*first) {
+        if let Some(child) = node.children.get(*first) {
             Self::walk(child, rest, false, topic, strategy, out);
         }
         if wildcards_allowed
             && *first != "+"
-            && let Some(plus) = node.children.get_mut("+")
+            && let Some(plus) = node.children.get("+")
         {
             Self::walk(plus, rest, false, topic, strategy, out);
         }
