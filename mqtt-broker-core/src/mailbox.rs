@@ -30,9 +30,7 @@ pub(crate) enum Push {
     /// QoS 0 for an offline session: not kept.
     Skipped,
     /// Over the limit: dropped (`first`: the first drop for this session).
-    Dropped {
-        first: bool,
-    },
+    Dropped { first: bool },
 }
 
 #[derive(Debug)]

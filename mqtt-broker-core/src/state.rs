@@ -308,9 +308,7 @@ impl State {
             let existing = if shared {
                 None
             } else {
-                merged
-                    .last_mut()
-                    .filter(|m| !m.4 && Arc::ptr_eq(m.0, key))
+                merged.last_mut().filter(|m| !m.4 && Arc::ptr_eq(m.0, key))
             };
             match existing {
                 Some(m) => {
@@ -357,7 +355,10 @@ impl State {
             if online
                 && routed.congested.is_none()
                 && from != Some(&**key)
-                && matches!(pushed, Push::Queued { congested: true } | Push::Dropped { .. })
+                && matches!(
+                    pushed,
+                    Push::Queued { congested: true } | Push::Dropped { .. }
+                )
                 && !record.mailbox.is_stuck(now)
             {
                 routed.congested = Some(record.mailbox.clone());

@@ -1,7 +1,32 @@
 //! Packet identifier allocation.
 
-use alloc::collections::BTreeSet;
+use core::hash::{BuildHasherDefault, Hasher};
 use mqtt_codec::PacketId;
+
+/// Hashes packet identifiers: one multiplication spreads identifiers
+/// handed out in sequence over the table. Tables keyed by it hold only
+/// identifiers this side handed out, so a peer cannot crowd them.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A table keyed by packet identifier.
+pub(crate) type IdMap<V> = hashbrown::HashMap<u16, V, BuildHasherDefault<IdHasher>>;
 
 /// Hands out packet identifiers for one direction of a session, never one
 /// that is still in use (PUBLISH at QoS 1 and 2, SUBSCRIBE and UNSUBSCRIBE
@@ -10,7 +35,7 @@ use mqtt_codec::PacketId;
 #[derive(Clone, Debug, Default)]
 pub struct PacketIds {
     last: u16,
-    in_use: BTreeSet<u16>,
+    in_use: hashbrown::HashSet<u16, BuildHasherDefault<IdHasher>>,
 }
 
 impl PacketIds {
@@ -52,6 +77,11 @@ impl PacketIds {
     /// How many identifiers are in use.
     pub fn in_use(&self) -> usize {
         self.in_use.len()
+    }
+
+    /// Gives back memory beyond what the identifiers in use need.
+    pub fn shrink_to_fit(&mut self) {
+        self.in_use.shrink_to_fit();
     }
 }
 

@@ -1,7 +1,7 @@
 //! Outgoing QoS 1 and 2 flows, the same for clients and servers.
 
-use crate::{PacketIds, RequestId, SendQuota};
-use alloc::collections::{BTreeMap, VecDeque};
+use crate::{PacketIds, RequestId, SendQuota, ids::IdMap};
+use alloc::collections::VecDeque;
 use mqtt_codec::{Packet, PacketId, PubAckReason, PubRel, PubRelReason, Publish, QoS, QosPid};
 
 /// Where an outgoing QoS 1 or 2 message stands.
@@ -71,7 +71,7 @@ pub struct UnexpectedAck {
 pub(crate) struct Outgoing {
     pub(crate) ids: PacketIds,
     pub(crate) quota: SendQuota,
-    pub(crate) inflight: BTreeMap<u16, Flight>,
+    pub(crate) inflight: IdMap<Flight>,
     /// Packet ids whose PUBLISH or PUBREL must be (re)sent, in send order.
     resend: VecDeque<u16>,
     pub(crate) pending: VecDeque<(RequestId, Publish)>,
@@ -84,7 +84,7 @@ impl Outgoing {
         Outgoing {
             ids: PacketIds::new(),
             quota: SendQuota::default(),
-            inflight: BTreeMap::new(),
+            inflight: IdMap::default(),
             resend: VecDeque::new(),
             pending: VecDeque::new(),
             pending_limit,
@@ -108,6 +108,10 @@ impl Outgoing {
         }
         if self.resend.is_empty() {
             self.resend.shrink_to_fit();
+        }
+        if self.inflight.is_empty() {
+            self.inflight.shrink_to_fit();
+            self.ids.shrink_to_fit();
         }
     }
 
