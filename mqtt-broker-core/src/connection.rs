@@ -552,7 +552,7 @@ async fn wait_commit(commits: Option<&mut tokio::sync::watch::Receiver<u64>>, ti
 
 async fn wait_mailbox(mailbox: Option<&Mailbox>) {
     match mailbox {
-        Some(m) => m.notify.notified().await,
+        Some(m) => m.notify.wait().await,
         None => std::future::pending().await,
     }
 }
@@ -1215,7 +1215,13 @@ impl Conn {
         let now = self.clock;
         loop {
             self.batch.clear();
-            a.mailbox.take(MAILBOX_BATCH, &mut self.batch);
+            // Only what the session's queue takes: what it refuses goes
+            // back to the mailbox, one message at a time.
+            let space = self.session.queue_space().min(MAILBOX_BATCH);
+            if space == 0 {
+                return;
+            }
+            a.mailbox.take(space, &mut self.batch);
             if self.batch.is_empty() {
                 return;
             }

@@ -38,6 +38,7 @@ mod mailbox;
 mod metrics;
 mod persist;
 pub mod retained;
+mod signal;
 mod state;
 pub mod store;
 pub mod subscriptions;

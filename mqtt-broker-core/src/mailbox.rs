@@ -37,7 +37,7 @@ pub(crate) enum Push {
 pub(crate) struct Mailbox {
     queue: Mutex<VecDeque<Queued>>,
     limit: usize,
-    pub(crate) notify: Notify,
+    pub(crate) notify: crate::signal::Signal,
     pub(crate) dropped: AtomicU64,
     /// Wakes publishers paused on this mailbox once it has room again.
     pub(crate) space: Notify,
@@ -56,7 +56,7 @@ impl Mailbox {
         Mailbox {
             queue: Mutex::new(VecDeque::new()),
             limit,
-            notify: Notify::new(),
+            notify: Default::default(),
             dropped: AtomicU64::new(0),
             space: Notify::new(),
             progress_ms: AtomicU64::new(0),
@@ -94,7 +94,7 @@ impl Mailbox {
         // until the mailbox is empty, or until its session is full, and then
         // comes back on its own as the session drains.
         if online && was_empty {
-            self.notify.notify_one();
+            self.notify.notify();
         }
         Push::Queued { congested }
     }

@@ -36,7 +36,7 @@ pub(crate) enum Control {
 #[derive(Debug, Default)]
 pub(crate) struct ControlSlot {
     pending: std::sync::Mutex<Vec<Control>>,
-    notify: tokio::sync::Notify,
+    notify: crate::signal::Signal,
     closed: std::sync::atomic::AtomicBool,
 }
 
@@ -50,21 +50,24 @@ impl ControlSlot {
         }
         pending.push(control);
         drop(pending);
-        self.notify.notify_one();
+        self.notify.notify();
         Ok(())
     }
 
     /// The next control, when one comes.
     pub(crate) async fn recv(&self) -> Control {
         loop {
-            let notified = self.notify.notified();
-            {
-                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            // Nothing is consumed if this is dropped while waiting; once
+            // the signal is taken, the control is taken in the same poll.
+            self.notify.wait().await;
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if !pending.is_empty() {
+                let control = pending.remove(0);
                 if !pending.is_empty() {
-                    return pending.remove(0);
+                    self.notify.notify();
                 }
+                return control;
             }
-            notified.await;
         }
     }
 

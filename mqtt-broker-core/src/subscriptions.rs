@@ -81,17 +81,25 @@ struct Group<K> {
 
 #[derive(Debug)]
 struct Node<K> {
-    children: HashMap<Box<str>, Node<K>>,
+    /// By level (foldhash: keyed per process, a third of SipHash's cost
+    /// on the short strings levels are).
+    children: HashMap<Box<str>, Node<K>, foldhash::fast::RandomState>,
     subscribers: HashMap<K, Subscriber>,
     groups: HashMap<Box<str>, Group<K>>,
+    /// Whether `children` holds `+` / `#` (most nodes hold neither: the
+    /// lookups are skipped).
+    plus: bool,
+    hash: bool,
 }
 
 impl<K> Default for Node<K> {
     fn default() -> Self {
         Node {
-            children: HashMap::new(),
+            children: HashMap::default(),
             subscribers: HashMap::new(),
             groups: HashMap::new(),
+            plus: false,
+            hash: false,
         }
     }
 }
@@ -174,6 +182,8 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
         let (group, levels) = split(filter);
         let mut node = &mut self.root;
         for level in levels {
+            node.plus |= level == "+";
+            node.hash |= level == "#";
             node = node.children.entry(level.into()).or_default();
         }
         let existed = match group {
@@ -237,6 +247,8 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
         let removed = Self::remove_at(child, rest, group, key);
         if child.is_empty() {
             node.children.remove(*first);
+            node.plus &= *first != "+";
+            node.hash &= *first != "#";
         }
         removed
     }
@@ -272,13 +284,12 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
     /// As [`collect_matches`](Self::collect_matches), with the keys
     /// borrowed from the tree rather than cloned.
     pub fn collect_match_refs<'a>(&'a self, topic: &str, out: &mut Vec<Match<&'a K>>) -> usize {
-        let levels: Vec<&str> = topic.split('/').collect();
         let dollar = topic.starts_with('$');
         let strategy = &*self.strategy;
         let mut filters = 0;
         Self::walk(
             &self.root,
-            &levels,
+            Some(topic),
             dollar,
             topic,
             strategy,
@@ -322,9 +333,10 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
         }
     }
 
+    /// `levels`: what is left of the topic (`None` past its last level).
     fn walk<'a>(
         node: &'a Node<K>,
-        levels: &[&str],
+        levels: Option<&str>,
         first_is_dollar: bool,
         topic: &str,
         strategy: &dyn SharedStrategy,
@@ -333,18 +345,26 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
         let wildcards_allowed = !first_is_dollar;
         // `#` matches this level and everything below, including the parent
         // ("a/#" matches "a").
-        if wildcards_allowed && let Some(hash) = node.children.get("#") {
+        if wildcards_allowed
+            && node.hash
+            && let Some(hash) = node.children.get("#")
+        {
             Self::collect(hash, topic, strategy, out);
         }
-        let Some((first, rest)) = levels.split_first() else {
+        let Some(levels) = levels else {
             Self::collect(node, topic, strategy, out);
             return;
         };
-        if let Some(child) = node.children.get(*first) {
+        let (first, rest) = match levels.bytes().position(|b| b == b'/') {
+            Some(i) => (&levels[..i], Some(&levels[i + 1..])),
+            None => (levels, None),
+        };
+        if let Some(child) = node.children.get(first) {
             Self::walk(child, rest, false, topic, strategy, out);
         }
         if wildcards_allowed
-            && *first != "+"
+            && node.plus
+            && first != "+"
             && let Some(plus) = node.children.get("+")
         {
             Self::walk(plus, rest, false, topic, strategy, out);

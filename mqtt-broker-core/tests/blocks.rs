@@ -109,6 +109,19 @@ proptest! {
                 .collect();
             prop_assert_eq!(keys(&mut t, topic), expected);
         }
+        // Removing filters (wildcard levels among them) keeps it in step.
+        for (i, filter) in filters.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+            t.unsubscribe(filter, &(i as u32));
+        }
+        for topic in &topics {
+            let topic = topic.as_str();
+            if topic.is_empty() { continue; }
+            let expected: Vec<u32> = filters.iter().enumerate()
+                .filter(|(i, f)| i % 3 != 0 && topic_matches(f.as_str(), topic))
+                .map(|(i, _)| i as u32)
+                .collect();
+            prop_assert_eq!(keys(&mut t, topic), expected);
+        }
     }
 
     /// `collect_matches` counts the filters that matched; with sessions

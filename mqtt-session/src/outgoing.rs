@@ -120,6 +120,11 @@ impl Outgoing {
         self.pending.len()
     }
 
+    /// How many more messages the queue takes.
+    pub(crate) fn space(&self) -> usize {
+        self.pending_limit.saturating_sub(self.pending.len())
+    }
+
     /// Moves messages to the wire while quota and identifiers allow: first
     /// those to resend after a reconnect, in their original order, then new
     /// ones. `accept` may refuse a new message (e.g. too large for the

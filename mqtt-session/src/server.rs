@@ -256,6 +256,12 @@ impl ServerSession {
         self.outgoing.inflight.len()
     }
 
+    /// How many more messages [`deliver`](Self::deliver) takes before its
+    /// queue is full ([`DeliverError::QueueFull`]).
+    pub fn queue_space(&self) -> usize {
+        self.outgoing.space()
+    }
+
     fn next_request(&mut self) -> RequestId {
         self.next_request += 1;
         RequestId(self.next_request)

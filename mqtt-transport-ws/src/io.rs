@@ -137,6 +137,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsIo<S> {
         Poll::Ready(Ok(n))
     }
 
+    /// Takes every slice (up to the frame's limit) into the frame being
+    /// built: one call for a whole batch of packets, where the default
+    /// takes one slice per call.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if self.failed {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        if self.write.len() >= MAX_BATCH {
+            ready!(self.poll_send(cx))?;
+        }
+        let mut taken = 0;
+        for buf in bufs {
+            let room = MAX_BATCH - self.write.len();
+            if room == 0 {
+                break;
+            }
+            let n = buf.len().min(room);
+            self.write.extend_from_slice(&buf[..n]);
+            taken += n;
+        }
+        Poll::Ready(Ok(taken))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.poll_send(cx))?;
         Pin::new(&mut self.ws).poll_flush(cx).map_err(to_io)

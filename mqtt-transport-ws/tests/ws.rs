@@ -321,8 +321,16 @@ async fn our_client_reassembles_and_batches() {
     }
     .encode(v, &mut out)
     .unwrap();
-    conn.write_all(&out[..10]).await.unwrap();
-    conn.write_all(&out[10..]).await.unwrap();
+    conn.write_all(&out[..5]).await.unwrap();
+    // A vectored write takes every slice at once into the frame.
+    assert!(tokio::io::AsyncWrite::is_write_vectored(&conn));
+    let slices = [
+        std::io::IoSlice::new(&out[5..10]),
+        std::io::IoSlice::new(&out[10..11]),
+        std::io::IoSlice::new(&out[11..]),
+    ];
+    let n = conn.write_vectored(&slices).await.unwrap();
+    assert_eq!(n, out.len() - 5);
     conn.flush().await.unwrap();
     let mut d = Decoder::client(v);
     let mut buf = BytesMut::new();
