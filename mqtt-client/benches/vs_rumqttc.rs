@@ -334,10 +334,15 @@ async fn main() {
     }
     if let Some(which) = &only {
         // Profiling aid: one QoS 1 run of one client.
-        let n = 100_000;
+        // Through VS_RUMQTTC_BROKER's port if given, else mosquitto.
+        let port = std::env::var("VS_RUMQTTC_BROKER")
+            .ok()
+            .and_then(|v| v.split_once(':')?.0.parse::<u16>().ok())
+            .unwrap_or(broker.port);
+        let n = 1_000_000;
         let t = match which.as_str() {
-            "rumqttc" => rumqttc(broker.port, QoS::AtLeastOnce, n).await,
-            _ => ours(broker.port, QoS::AtLeastOnce, n).await,
+            "rumqttc" => rumqttc(port, QoS::AtLeastOnce, n).await,
+            _ => ours(port, QoS::AtLeastOnce, n).await,
         };
         println!("{which}: {:.0} msgs/s", n as f64 / t.as_secs_f64());
         return;

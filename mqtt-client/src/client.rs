@@ -137,7 +137,10 @@ pub(crate) enum Command {
 
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub(crate) commands: mpsc::Sender<Command>,
+    /// Unbounded as a channel, bounded in use: every PUBLISH holds a permit
+    /// of `permits` (the queue's limit), and every other command is sent
+    /// by a caller awaiting its answer.
+    pub(crate) commands: mpsc::UnboundedSender<Command>,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) state: watch::Receiver<ConnectionState>,
     pub(crate) connack: watch::Receiver<Option<Box<ConnAck>>>,
@@ -216,11 +219,8 @@ impl Client {
             reply: Some(tx),
             permit,
         };
-        match self.shared.commands.try_send(command) {
+        match self.shared.commands.send(command) {
             Ok(()) => Ok(Delivery(rx)),
-            Err(mpsc::error::TrySendError::Full(Command::Publish { publish, .. })) => {
-                Err(Error::QueueFull(Box::new(publish)))
-            }
             Err(_) => Err(Error::Closed),
         }
     }
@@ -239,7 +239,6 @@ impl Client {
         self.shared
             .commands
             .send(command)
-            .await
             .map_err(|_| Error::Closed)?;
         Ok(Delivery(rx))
     }
@@ -352,7 +351,6 @@ impl Client {
         self.shared
             .commands
             .send(command)
-            .await
             .map_err(|_| Error::Closed)
     }
 

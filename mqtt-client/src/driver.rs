@@ -69,7 +69,7 @@ pub(crate) struct Driver {
     reconnect: Reconnect,
     attempt: u32,
     rng: Rng,
-    commands: mpsc::Receiver<Command>,
+    commands: mpsc::UnboundedReceiver<Command>,
     commands_open: bool,
     link: Link,
     retry_at: Option<Instant>,
@@ -78,7 +78,8 @@ pub(crate) struct Driver {
     undecoded: bool,
     write_buf: BytesMut,
     flushed: bool,
-    publishes: HashMap<RequestId, PendingPublish>,
+    /// By request (foldhash: the handles are the session's own counter).
+    publishes: HashMap<RequestId, PendingPublish, foldhash::fast::RandomState>,
     permits: Arc<Semaphore>,
     subscribes: HashMap<RequestId, Reply<SubAck>>,
     unsubscribes: HashMap<RequestId, Reply<UnsubAck>>,
@@ -107,7 +108,7 @@ pub(crate) fn spawn(
     b: ClientBuilder,
     first: Option<oneshot::Sender<Result<(), Error>>>,
 ) -> (crate::Client, Messages) {
-    let (commands_tx, commands) = mpsc::channel(256);
+    let (commands_tx, commands) = mpsc::unbounded_channel();
     let (main, incoming) = futures::channel::mpsc::channel(b.incoming_capacity.saturating_sub(1));
     let (state_tx, state_rx) = watch::channel(ConnectionState::Connecting);
     let (connack_tx, connack_rx) = watch::channel(None);
@@ -145,7 +146,7 @@ pub(crate) fn spawn(
         undecoded: false,
         write_buf: BytesMut::new(),
         flushed: true,
-        publishes: HashMap::new(),
+        publishes: HashMap::default(),
         permits: shared.permits.clone(),
         subscribes: HashMap::new(),
         unsubscribes: HashMap::new(),
@@ -547,12 +548,22 @@ impl Driver {
     }
 
     fn drain_events(&mut self) {
+        // Queue permits given back at once (each release takes the
+        // semaphore's lock).
+        let mut freed = 0;
+        self.drain_events_counting(&mut freed);
+        if freed > 0 {
+            self.permits.add_permits(freed);
+        }
+    }
+
+    fn drain_events_counting(&mut self, freed: &mut usize) {
         while let Some(event) = self.session.poll_event() {
             match event {
                 Event::Message(p) => self.inbox.push_back(p),
                 Event::Published { request, outcome } => {
                     if let Some(p) = self.publishes.remove(&request) {
-                        self.permits.add_permits(1);
+                        *freed += 1;
                         let result = match outcome {
                             Outcome::Delivered(r) => Ok(r),
                             Outcome::Refused(r) => Err(Box::new(Error::Refused(r))),

@@ -599,7 +599,15 @@ async fn offline_queue_is_sent_once_the_broker_comes_up() {
             attempts = attempt;
         }
     }
-    assert_eq!(c.state(), ConnectionState::Disconnected);
+    // Between attempts (or already in the next one, on a slow machine).
+    assert!(
+        matches!(
+            c.state(),
+            ConnectionState::Disconnected | ConnectionState::Connecting
+        ),
+        "{:?}",
+        c.state()
+    );
     // A broker appears on that port.
     let conf = std::env::temp_dir().join(format!("mqtt-offline-{port}.conf"));
     std::fs::write(
