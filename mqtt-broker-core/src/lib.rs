@@ -52,9 +52,9 @@ pub use mqtt_transport_tcp::ServerTls;
 pub use mqtt_transport_ws::WsServerOptions;
 
 /// Feeds `data` to one of the broker's parsers of outside input (ACL and
-/// password files, SCRAM messages, stored records, HTTP paths), chosen by
-/// its first byte; for the fuzz targets in `fuzz/`. Whatever `data` is, it
-/// must return without panicking.
+/// password files, SCRAM messages, stored records and journal files, HTTP
+/// paths), chosen by its first byte; for the fuzz targets in `fuzz/`.
+/// Whatever `data` is, it must return without panicking.
 #[doc(hidden)]
 pub fn fuzz_parsers(data: &[u8]) {
     use std::sync::OnceLock;
@@ -92,6 +92,8 @@ pub fn fuzz_parsers(data: &[u8]) {
             let _ = store::codec::decode_session(rest);
             let _ = store::codec::decode_retained(rest);
             let _ = store::codec::split_key(rest);
+            // A journal file's records, whatever the file holds.
+            let _ = store::journal::read_records(rest, 1);
         }
         _ => {
             if let Some(path) = text {

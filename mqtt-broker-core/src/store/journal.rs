@@ -267,7 +267,10 @@ fn decode(mut p: &[u8]) -> Result<Vec<JournalOp>, StoreError> {
 /// The records of `epoch` in `bytes`, up to the first one cut short,
 /// failing its checksum or of another epoch, and the length of those
 /// whole records.
-fn read_records(mut bytes: &[u8], epoch: u64) -> Result<(Vec<Vec<JournalOp>>, usize), StoreError> {
+pub(crate) fn read_records(
+    mut bytes: &[u8],
+    epoch: u64,
+) -> Result<(Vec<Vec<JournalOp>>, usize), StoreError> {
     let mut records = Vec::new();
     let mut valid = 0;
     while bytes.len() >= 8 {

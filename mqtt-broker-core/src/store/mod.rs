@@ -14,7 +14,7 @@
 //! embedding) and [`RedbStore`] (a crash-safe file).
 
 pub(crate) mod codec;
-mod journal;
+pub(crate) mod journal;
 mod memory;
 mod redb_store;
 
