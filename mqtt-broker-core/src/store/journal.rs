@@ -89,7 +89,11 @@ impl Journal {
             .map_err(|e| io(path, e))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(|e| io(path, e))?;
-        let (epoch, records) = if bytes.is_empty() {
+        // Empty, or cut short or all zeros before its header was written
+        // (a crash while it was first made): nothing was journalled yet.
+        let fresh = bytes.iter().take(HEADER as usize).all(|&b| b == 0)
+            || (bytes.len() < HEADER as usize && MAGIC.starts_with(&bytes));
+        let (epoch, records) = if fresh {
             (0, Vec::new())
         } else {
             let header = bytes
@@ -435,6 +439,14 @@ mod tests {
         assert_eq!(Journal::open(&path).unwrap().1, vec![big]);
         std::fs::write(&path, b"something else").unwrap();
         assert!(Journal::open(&path).is_err());
+        // A journal whose making was interrupted (zeros, no header yet).
+        std::fs::write(&path, vec![0; 4096]).unwrap();
+        let (mut j, records) = Journal::open(&path).unwrap();
+        assert!(records.is_empty());
+        j.reset().unwrap();
+        j.append(&encode(&a)).unwrap();
+        drop(j);
+        assert_eq!(Journal::open(&path).unwrap().1, vec![a.clone()]);
         std::fs::remove_file(&path).unwrap();
     }
 }
