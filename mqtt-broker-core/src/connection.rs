@@ -328,11 +328,13 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         // What stays in the buffer is at most one incomplete packet (within
         // the maximum packet size): the session takes every complete one.
         // Idle connections give their buffers back; busy ones read big.
-        if rbuf.is_empty() && rbuf.capacity() > IDLE_BUFFER {
-            rbuf = BytesMut::new();
-        }
-        if out.is_empty() && out.inline.capacity() > IDLE_BUFFER {
-            out.inline = BytesMut::new();
+        if keep_buffers_until.is_none() {
+            if rbuf.is_empty() && rbuf.capacity() > IDLE_BUFFER {
+                rbuf = BytesMut::new();
+            }
+            if out.is_empty() && out.inline.capacity() > IDLE_BUFFER {
+                out.inline = BytesMut::new();
+            }
         }
         // Nothing coming in fast, nothing going out, nothing in flight: the
         // connection is idle; it keeps only what it needs to wait (once a

@@ -74,9 +74,10 @@ impl SharedStrategy for StickyByTopic {
 #[derive(Debug)]
 struct Group<K> {
     members: Vec<(K, Subscriber)>,
-    /// The strategy's state (a `Cell`: matching takes the tree shared, so
-    /// that matches can borrow their keys).
-    cursor: std::cell::Cell<usize>,
+    /// The strategy's state (an atomic, used with relaxed loads and
+    /// stores: matching takes the tree shared, so that matches can borrow
+    /// their keys, and the tree stays `Sync`).
+    cursor: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -191,7 +192,7 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
             Some(g) => {
                 let group = node.groups.entry(g.into()).or_insert_with(|| Group {
                     members: Vec::new(),
-                    cursor: std::cell::Cell::new(0),
+                    cursor: std::sync::atomic::AtomicUsize::new(0),
                 });
                 match group.members.iter_mut().find(|(k, _)| *k == key) {
                     Some(m) => {
@@ -320,9 +321,10 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
             if group.members.is_empty() {
                 continue;
             }
-            let mut cursor = group.cursor.get();
+            use std::sync::atomic::Ordering::Relaxed;
+            let mut cursor = group.cursor.load(Relaxed);
             let i = strategy.pick(topic, group.members.len(), &mut cursor);
-            group.cursor.set(cursor);
+            group.cursor.store(cursor, Relaxed);
             if let Some((k, s)) = group.members.get(i) {
                 out.push(Match {
                     key: k,

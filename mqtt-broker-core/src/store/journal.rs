@@ -15,9 +15,9 @@
 //! The file is written full of zeros once, and records overwrite it from
 //! the start: an `fdatasync` of an overwrite has no file size or block
 //! allocation to record, and costs about half that of an append on ext4.
-//! Emptying the journal starts a new epoch, written in the file's header;
-//! records carry their epoch, so what earlier epochs left further on in
-//! the file is never read as current.
+//! Emptying the journal starts a new epoch (a random number), written in
+//! the file's header; records carry their epoch, so what earlier epochs
+//! left further on in the file is never read as current.
 //!
 //! Layout: a header (8 bytes of magic, the epoch as u64 LE), then records:
 //! payload length (u32 LE), CRC-32 of the payload (u32 LE), payload (the
@@ -160,7 +160,7 @@ impl Journal {
     /// a new epoch starts, and the file is made full size if it is not.
     pub(crate) fn reset(&mut self) -> Result<(), StoreError> {
         self.grow(CAPACITY)?;
-        self.epoch += 1;
+        self.epoch = new_epoch(self.epoch);
         let mut header = [0; HEADER as usize];
         header[..8].copy_from_slice(MAGIC);
         header[8..].copy_from_slice(&self.epoch.to_le_bytes());
@@ -184,6 +184,30 @@ impl Journal {
             self.capacity += n as u64;
         }
         self.file.sync_all().map_err(|e| io(&self.path, e))
+    }
+}
+
+/// A random epoch other than `old`. Random, not counted: bytes of an
+/// earlier epoch's records (message payloads among them, chosen by
+/// clients) cannot be made to pass for a record of the next epoch.
+fn new_epoch(old: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut n = 0u64;
+    loop {
+        // `RandomState` is seeded from the operating system's randomness.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(old);
+        h.write_u64(n);
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        let epoch = h.finish();
+        if epoch != old {
+            return epoch;
+        }
+        n += 1;
     }
 }
 

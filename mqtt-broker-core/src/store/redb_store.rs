@@ -41,9 +41,9 @@ fn engine(e: impl std::fmt::Display) -> StoreError {
 /// A write goes to the tables without waiting for the disk and is appended
 /// to the journal; a sync is one `fdatasync` of the journal (a few hundred
 /// bytes per batch, overwriting a file already written full size, where a
-/// durable table commit writes and syncs every page it touched). When the
-/// journal's 8 MiB are full, the tables are made durable and the journal
-/// starts again. On opening, the journal is replayed over the tables. A
+/// durable table commit writes and syncs every page it touched). When less
+/// than 1 MiB of the journal's 8 MiB is left, the tables are made durable
+/// (between two batches) and the journal starts again. On opening, the journal is replayed over the tables. A
 /// crash at any moment loses no synced write and leaves each write whole
 /// or absent.
 pub struct RedbStore {
@@ -52,6 +52,10 @@ pub struct RedbStore {
     /// The journal file, to sync without holding the journal.
     sync_handle: std::fs::File,
 }
+
+/// Room a batch is expected to fit in: with less left in the journal, the
+/// tables are made durable first and the journal starts again.
+const CHECKPOINT_ROOM: usize = 1 << 20;
 
 impl std::fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -179,6 +183,18 @@ impl Store for RedbStore {
 
     fn write(&self, changes: &[Change]) -> Result<(), StoreError> {
         let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        // The tables never hold more than the journal's history: a
+        // checkpoint happens between batches (never with one half in), and
+        // a batch reaches the tables only once it is in the journal.
+        if journal.len() > 0 && !journal.fits(CHECKPOINT_ROOM) {
+            // Nearly full: make the tables durable with every batch so far,
+            // then the journal is not needed.
+            let mut w = self.db.begin_write().map_err(engine)?;
+            w.set_durability(redb::Durability::Immediate)
+                .map_err(engine)?;
+            w.commit().map_err(engine)?;
+            journal.reset()?;
+        }
         let mut w = self.db.begin_write().map_err(engine)?;
         // The journal makes it durable; the tables follow at checkpoints.
         w.set_durability(redb::Durability::None).map_err(engine)?;
@@ -188,21 +204,13 @@ impl Store for RedbStore {
         };
         codec::apply(&mut logged, changes)?;
         let ops = logged.ops;
-        w.commit().map_err(engine)?;
-        if ops.is_empty() {
-            return Ok(());
+        if !ops.is_empty() {
+            // (A record larger than the room left grows the file.) If this
+            // fails, the transaction is dropped: the tables stay as the
+            // journal has them.
+            journal.append(&journal::encode(&ops))?;
         }
-        let record = journal::encode(&ops);
-        if !journal.fits(record.len()) && journal.len() > 0 {
-            // The journal is full: make the tables durable (with every
-            // commit before, this one included), then it is not needed.
-            let mut w = self.db.begin_write().map_err(engine)?;
-            w.set_durability(redb::Durability::Immediate)
-                .map_err(engine)?;
-            w.commit().map_err(engine)?;
-            journal.reset()?;
-        }
-        journal.append(&record)
+        w.commit().map_err(engine)
     }
 
     fn sync(&self) -> Result<(), StoreError> {
