@@ -343,8 +343,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
             && out.is_empty()
             && read_size < READ_CHUNK
             && c.session.in_flight() == 0;
-        if !idle || keep_buffers_until.is_some_and(|t| c.clock >= t) {
-            keep_buffers_until = keep_buffers_until.filter(|_| !idle);
+        if keep_buffers_until.is_some_and(|t| c.clock >= t) {
+            keep_buffers_until = None;
         }
         if idle && keep_buffers_until.is_none() {
             rbuf = BytesMut::new();

@@ -28,8 +28,6 @@ pub(crate) struct Persister {
     mode: Durability,
     pending: Mutex<Pending>,
     wake: Condvar,
-    /// The last batch written.
-    written: Mutex<u64>,
     /// The last batch committed.
     committed: watch::Sender<u64>,
     /// A commit failed: acknowledgements are no longer safe to send.
@@ -54,7 +52,6 @@ impl Persister {
                 stop: false,
             }),
             wake: Condvar::new(),
-            written: Mutex::new(0),
             committed: watch::Sender::new(0),
             failed: AtomicBool::new(false),
         });
@@ -184,6 +181,8 @@ impl Persister {
         let every = every.max(Duration::from_millis(1));
         let mut last_sync = Instant::now();
         let mut dirty = false;
+        // The last batch written (synced ones are marked durable).
+        let mut written = 0;
         loop {
             let wait = if dirty {
                 every.saturating_sub(last_sync.elapsed())
@@ -200,14 +199,13 @@ impl Persister {
                     Ok(()) => dirty = true,
                     Err(e) => self.fail(&e, batch.len()),
                 }
-                *self.written.lock().unwrap_or_else(|e| e.into_inner()) = generation;
+                written = generation;
             }
             if dirty && (stop || last_sync.elapsed() >= every) && !self.has_failed() {
                 match self.store.sync() {
                     Ok(()) => {
                         dirty = false;
                         last_sync = Instant::now();
-                        let written = *self.written.lock().unwrap_or_else(|e| e.into_inner());
                         self.durable(written);
                     }
                     Err(e) => self.fail(&e, 0),

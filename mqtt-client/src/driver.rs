@@ -548,22 +548,15 @@ impl Driver {
     }
 
     fn drain_events(&mut self) {
-        // Queue permits given back at once (each release takes the
+        // Queue permits are given back at once (each release takes the
         // semaphore's lock).
         let mut freed = 0;
-        self.drain_events_counting(&mut freed);
-        if freed > 0 {
-            self.permits.add_permits(freed);
-        }
-    }
-
-    fn drain_events_counting(&mut self, freed: &mut usize) {
         while let Some(event) = self.session.poll_event() {
             match event {
                 Event::Message(p) => self.inbox.push_back(p),
                 Event::Published { request, outcome } => {
                     if let Some(p) = self.publishes.remove(&request) {
-                        *freed += 1;
+                        freed += 1;
                         let result = match outcome {
                             Outcome::Delivered(r) => Ok(r),
                             Outcome::Refused(r) => Err(Box::new(Error::Refused(r))),
@@ -611,6 +604,9 @@ impl Driver {
                 }
                 Event::Disconnected(e) => self.down = Some(e),
             }
+        }
+        if freed > 0 {
+            self.permits.add_permits(freed);
         }
     }
 

@@ -160,7 +160,7 @@ impl Journal {
     /// a new epoch starts, and the file is made full size if it is not.
     pub(crate) fn reset(&mut self) -> Result<(), StoreError> {
         self.grow(CAPACITY)?;
-        self.epoch = new_epoch(self.epoch);
+        self.epoch = new_epoch(self.epoch)?;
         let mut header = [0; HEADER as usize];
         header[..8].copy_from_slice(MAGIC);
         header[8..].copy_from_slice(&self.epoch.to_le_bytes());
@@ -190,24 +190,15 @@ impl Journal {
 /// A random epoch other than `old`. Random, not counted: bytes of an
 /// earlier epoch's records (message payloads among them, chosen by
 /// clients) cannot be made to pass for a record of the next epoch.
-fn new_epoch(old: u64) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut n = 0u64;
+fn new_epoch(old: u64) -> Result<u64, StoreError> {
     loop {
-        // `RandomState` is seeded from the operating system's randomness.
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(old);
-        h.write_u64(n);
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
-        let epoch = h.finish();
+        let mut bytes = [0; 8];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| StoreError::Engine(format!("no randomness for the journal: {e}")))?;
+        let epoch = u64::from_le_bytes(bytes);
         if epoch != old {
-            return epoch;
+            return Ok(epoch);
         }
-        n += 1;
     }
 }
 
