@@ -42,6 +42,8 @@ const IDLE_BUFFER: usize = 4 * 1024;
 const IDLE_READ: usize = 64;
 /// Messages moved from the mailbox to the session at a time.
 const MAILBOX_BATCH: usize = 256;
+/// Most messages a publisher's burst holds before it is routed.
+const BURST: usize = 64;
 /// A turn that queues more packets than this is a burst: the connection
 /// keeps its grown buffers for [`KEEP_BUFFERS`] after it, rather than give
 /// them back when idle and grow them again for the next burst.
@@ -219,7 +221,11 @@ pub(crate) struct Conn {
     /// Will suppressed (normal DISCONNECT) or already handled.
     will_done: bool,
     ended: Option<ConnectionError>,
-    batch: Vec<Queued>,
+    batch: VecDeque<Queued>,
+    /// Messages received and not yet routed (see [`Conn::route_burst`]).
+    burst: Vec<Publish>,
+    /// QoS 2 identifiers received and not yet stored as awaiting PUBREL.
+    awaiting: Vec<mqtt_codec::PacketId>,
     /// A subscriber's mailbox this publisher filled past its high-water
     /// mark: reading pauses until it drains (or is found stuck), so that
     /// acknowledged messages are not dropped for a merely slow subscriber.
@@ -243,7 +249,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
     let id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
     let info = Arc::new(conn.info().clone());
     let epoch = Instant::now();
-    let session = ServerSession::new(shared.config.session.clone(), mqtt_session::Instant::ZERO);
+    let mut options = shared.config.session.clone();
+    // QoS 0 deliveries need no follow-up here.
+    options.report_at_most_once = false;
+    let session = ServerSession::new(options, mqtt_session::Instant::ZERO);
     let mut c = Conn {
         shared: shared.clone(),
         id,
@@ -262,7 +271,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         session_continues: false,
         will_done: false,
         ended: None,
-        batch: Vec::new(),
+        batch: VecDeque::new(),
+        burst: Vec::new(),
+        awaiting: Vec::new(),
         congested: None,
     };
     shared.stats.connections.fetch_add(1, Ordering::Relaxed);
@@ -304,6 +315,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
             }
         }
         c.handle_events().await;
+        c.route_burst();
         c.fill_from_mailbox();
         let version = c.session.version();
         let now = c.now();
@@ -354,7 +366,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
             out.inline = BytesMut::new();
             out.chunks = VecDeque::new();
             c.session.shrink_buffers();
-            c.batch = Vec::new();
+            c.batch = VecDeque::new();
+            c.burst = Vec::new();
+            c.awaiting = Vec::new();
         }
         rbuf.reserve(read_size);
         let deadline = c.session.poll_timeout().map(|t| c.to_instant(t));
@@ -476,6 +490,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
     }
     control.close();
     c.handle_events().await;
+    c.route_burst();
     c.finish();
     shared.stats.connections.fetch_sub(1, Ordering::Relaxed);
     debug!(%peer, "connection closed");
@@ -625,6 +640,9 @@ impl Conn {
 
     async fn handle_events(&mut self) {
         while let Some(event) = self.session.poll_event() {
+            if !matches!(event, ServerEvent::Message(_)) {
+                self.route_burst();
+            }
             match event {
                 // Boxed: the connect path (authentication, takeover) is
                 // large and runs once; inline it would sit in every idle
@@ -1044,22 +1062,50 @@ impl Conn {
         if publish.is_none() && awaiting.is_none() {
             return;
         }
+        if let Some(id) = awaiting {
+            self.awaiting.push(id);
+        }
+        if let Some(publish) = publish {
+            self.burst.push(publish);
+        }
+        if self.burst.len() + self.awaiting.len() >= self.burst_max() {
+            self.route_burst();
+        }
+    }
+
+    /// How many messages a publisher's burst holds before it is routed:
+    /// few enough that no subscriber's mailbox overshoots its high-water
+    /// mark by much before the publisher pauses for it.
+    fn burst_max(&self) -> usize {
+        (self.shared.config.mailbox_limit / 4).clamp(1, BURST)
+    }
+
+    /// Routes the messages received since the last call, under one lock
+    /// (with the QoS 2 identifiers now awaiting PUBREL, in the same batch
+    /// of the store). Runs before anything else the client sent is handled,
+    /// and before anything is written: the client's packets take effect in
+    /// their order, and acknowledgements wait for the store.
+    fn route_burst(&mut self) {
+        if self.burst.is_empty() && self.awaiting.is_empty() {
+            return;
+        }
+        let Some(a) = &self.accepted else {
+            self.burst.clear();
+            self.awaiting.clear();
+            return;
+        };
         let now = self.clock;
         let mut state = self.shared.lock();
-        if let Some(id) = awaiting {
+        for id in self.awaiting.drain(..) {
             state.record(Change::AwaitRelease(a.client.client_id.clone(), id));
         }
-        let routed = match &publish {
-            Some(publish) => {
-                if publish.retain {
-                    state.set_retained(publish.clone(), now);
-                }
-                state.route(Some(&a.client.client_id), publish, now)
-            }
-            None => Default::default(),
-        };
+        for p in self.burst.iter().filter(|p| p.retain) {
+            state.set_retained(p.clone(), now);
+        }
+        let routed = state.route_burst(Some(&a.client.client_id), &self.burst, now);
         let ticket = state.commit();
         drop(state);
+        self.burst.clear();
         if routed.dropped > 0 {
             self.shared
                 .stats
@@ -1227,9 +1273,8 @@ impl Conn {
             if self.batch.is_empty() {
                 return;
             }
-            let mut items = std::mem::take(&mut self.batch).into_iter();
             let mut delivered = false;
-            while let Some(q) = items.next() {
+            while let Some(q) = self.batch.pop_front() {
                 let Some(p) = expire(&q.publish, q.at, now) else {
                     if q.seq != 0 {
                         self.forget(q.seq);
@@ -1245,7 +1290,8 @@ impl Conn {
                 match self.session.deliver_as(p, request) {
                     Ok(()) => delivered = true,
                     Err(DeliverError::QueueFull(_)) => {
-                        a.mailbox.put_back(std::iter::once(q).chain(items));
+                        a.mailbox
+                            .put_back(std::iter::once(q).chain(self.batch.drain(..)));
                         if delivered {
                             a.mailbox.made_progress(now);
                         }

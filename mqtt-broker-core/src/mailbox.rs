@@ -72,31 +72,52 @@ impl Mailbox {
     /// Queues a message; past the limit it is dropped (and counted). A QoS
     /// 0 message for a session that is offline is skipped.
     pub(crate) fn push(&self, publish: Publish, at: Instant, seq: u64, online: bool) -> Push {
-        if !online && publish.qos() == QoS::AtMostOnce {
-            return Push::Skipped;
-        }
+        let mut result = Push::Skipped;
+        self.push_all(std::iter::once((publish, seq)), at, online, |_, p| {
+            result = p
+        });
+        result
+    }
+
+    /// Queues messages in order under one lock, as [`push`](Self::push)
+    /// does each; `report` hears what became of each (with the queued
+    /// message, when it was queued).
+    pub(crate) fn push_all(
+        &self,
+        items: impl Iterator<Item = (Publish, u64)>,
+        at: Instant,
+        online: bool,
+        mut report: impl FnMut(Option<&Queued>, Push),
+    ) {
         let mut q = self.lock();
-        if q.len() >= self.limit {
-            drop(q);
-            let before = self.dropped.fetch_add(1, Ordering::Relaxed);
-            return Push::Dropped { first: before == 0 };
-        }
         let was_empty = q.is_empty();
-        if was_empty {
-            // The clock for "stuck" starts when messages start waiting.
-            let ms = at.saturating_duration_since(self.created).as_millis() as u64;
-            self.progress_ms.store(ms, Ordering::Relaxed);
+        for (publish, seq) in items {
+            if !online && publish.qos() == QoS::AtMostOnce {
+                report(None, Push::Skipped);
+                continue;
+            }
+            if q.len() >= self.limit {
+                let before = self.dropped.fetch_add(1, Ordering::Relaxed);
+                report(None, Push::Dropped { first: before == 0 });
+                continue;
+            }
+            if q.is_empty() {
+                // The clock for "stuck" starts when messages start waiting.
+                let ms = at.saturating_duration_since(self.created).as_millis() as u64;
+                self.progress_ms.store(ms, Ordering::Relaxed);
+            }
+            q.push_back(Queued { publish, at, seq });
+            let congested = q.len() >= self.limit / 2;
+            report(q.back(), Push::Queued { congested });
         }
-        q.push_back(Queued { publish, at, seq });
-        let congested = q.len() >= self.limit / 2;
+        let wake = online && was_empty && !q.is_empty();
         drop(q);
         // Only the first message wakes the connection: it takes messages
         // until the mailbox is empty, or until its session is full, and then
         // comes back on its own as the session drains.
-        if online && was_empty {
+        if wake {
             self.notify.notify();
         }
-        Push::Queued { congested }
     }
 
     /// Above the high-water mark (half the limit): publishers routing to it
@@ -122,11 +143,15 @@ impl Mailbox {
         }
     }
 
-    /// Takes up to `max` messages.
-    pub(crate) fn take(&self, max: usize, into: &mut Vec<Queued>) {
+    /// Takes up to `max` messages into `into` (empty): the whole queue
+    /// changes places with it when it all fits, so nothing is copied.
+    pub(crate) fn take(&self, max: usize, into: &mut VecDeque<Queued>) {
         let mut q = self.lock();
-        let n = q.len().min(max);
-        into.extend(q.drain(..n));
+        if q.len() <= max {
+            std::mem::swap(&mut *q, into);
+        } else {
+            into.extend(q.drain(..max));
+        }
     }
 
     /// Puts messages the connection could not take back at the front.

@@ -272,19 +272,72 @@ impl State {
     }
 
     /// Routes an accepted message to every matching session
+    /// ([MQTT-4.5.0-1]); see [`route_burst`](Self::route_burst).
+    pub(crate) fn route(&mut self, from: Option<&str>, publish: &Publish, now: Instant) -> Routed {
+        self.route_burst(from, std::slice::from_ref(publish), now)
+    }
+
+    /// Routes accepted messages, in order, to every matching session
     /// ([MQTT-4.5.0-1]). One copy per session at the highest matching QoS
     /// with every matching Subscription Identifier ([MQTT-3.3.4-2],
     /// [MQTT-3.3.4-3]); shared groups get one copy for the member picked.
-    /// The payload is shared, never copied. Reports the copies dropped
-    /// because a session's mailbox was full, and a connected session's
-    /// mailbox above its high-water mark, for the publisher to wait on.
-    pub(crate) fn route(&mut self, from: Option<&str>, publish: &Publish, now: Instant) -> Routed {
+    /// The payload is shared, never copied. Messages in a row on one topic
+    /// are matched once and reach each session's mailbox in one step
+    /// (unless a shared group matches: its member is picked per message).
+    /// Reports the copies dropped because a session's mailbox was full, and
+    /// a connected session's mailbox above its high-water mark, for the
+    /// publisher to wait on.
+    pub(crate) fn route_burst(
+        &mut self,
+        from: Option<&str>,
+        burst: &[Publish],
+        now: Instant,
+    ) -> Routed {
         let mut routed = Routed::default();
-        let mut matches = Vec::new();
-        let filters = self.tree.collect_match_refs(publish.topic(), &mut matches);
-        if matches.is_empty() {
-            return routed;
+        let mut i = 0;
+        while i < burst.len() {
+            let topic = burst[i].topic();
+            let run = burst[i..].iter().take_while(|p| p.topic() == topic).count();
+            let mut rest = &burst[i..i + run];
+            while !rest.is_empty() {
+                let n = self.route_run(from, rest, now, &mut routed);
+                rest = &rest[n..];
+            }
+            i += run;
         }
+        routed
+    }
+
+    /// Routes messages that share one topic: all of them, or only the
+    /// first when a shared group matches (each message picks its member).
+    /// Returns how many it routed.
+    fn route_run(
+        &mut self,
+        from: Option<&str>,
+        run: &[Publish],
+        now: Instant,
+        routed: &mut Routed,
+    ) -> usize {
+        let Some(first) = run.first() else { return 0 };
+        let State {
+            tree,
+            sessions,
+            journal,
+            last_seq,
+            storing,
+            mailbox_limit,
+            ..
+        } = self;
+        let mut matches = Vec::new();
+        let filters = tree.collect_match_refs(first.topic(), &mut matches);
+        if matches.is_empty() {
+            return run.len();
+        }
+        let run = if matches.iter().any(|m| m.shared) {
+            &run[..1]
+        } else {
+            run
+        };
         // A session's subscriptions all hold the session map's key `Arc`
         // (see `on_subscribe`): sorted by pointer, a session's ordinary
         // matches are adjacent, and merging them costs no string compares.
@@ -328,56 +381,68 @@ impl State {
                 )),
             }
         }
+        let unix = if *storing { unix_ms() } else { 0 };
         for (key, qos, retain_as_published, ids, _) in merged {
-            let Some(record) = self.sessions.get(key) else {
+            let Some(record) = sessions.get(key) else {
                 continue;
             };
-            let out = outgoing_copy(publish, qos, retain_as_published && publish.retain, ids);
             let online = record.live.is_some();
             // A persistent session's QoS 1 and 2 messages are stored.
-            let stored = (self.storing && record.expiry > 0 && out.qos() != QoS::AtMostOnce)
-                .then(|| out.clone());
-            let seq = if stored.is_some() {
-                self.last_seq += 1;
-                self.last_seq
-            } else {
-                0
-            };
-            let pushed = record.mailbox.push(out, now, seq, online);
-            if let (Some(publish), Push::Queued { .. }) = (stored, pushed) {
-                self.journal.push(Change::Message(
-                    key.clone(),
-                    seq,
-                    StoredMessage {
-                        publish,
-                        state: MessageState::Queued,
-                        routed_at_ms: unix_ms(),
-                    },
-                ));
-            }
+            let store = *storing && record.expiry > 0;
+            let copies = run.iter().map(|p| {
+                let out = outgoing_copy(p, qos, retain_as_published && p.retain, ids.clone());
+                let seq = if store && out.qos() != QoS::AtMostOnce {
+                    *last_seq += 1;
+                    *last_seq
+                } else {
+                    0
+                };
+                (out, seq)
+            });
+            let mut congested = false;
+            let mut dropped = 0;
+            let mut first_drop = false;
+            record
+                .mailbox
+                .push_all(copies, now, online, |queued, pushed| {
+                    match pushed {
+                        Push::Queued { congested: c } => congested |= c,
+                        Push::Dropped { first } => {
+                            dropped += 1;
+                            first_drop |= first;
+                        }
+                        Push::Skipped => {}
+                    }
+                    if let Some(q) = queued.filter(|q| q.seq != 0) {
+                        journal.push(Change::Message(
+                            key.clone(),
+                            q.seq,
+                            StoredMessage {
+                                publish: q.publish.clone(),
+                                state: MessageState::Queued,
+                                routed_at_ms: unix,
+                            },
+                        ));
+                    }
+                });
             if online
                 && routed.congested.is_none()
                 && from != Some(&**key)
-                && matches!(
-                    pushed,
-                    Push::Queued { congested: true } | Push::Dropped { .. }
-                )
+                && (congested || dropped > 0)
                 && !record.mailbox.is_stuck(now)
             {
                 routed.congested = Some(record.mailbox.clone());
             }
-            if let Push::Dropped { first } = pushed {
-                routed.dropped += 1;
-                if first {
-                    tracing::warn!(
-                        client_id = %key,
-                        limit = self.mailbox_limit,
-                        "client's queue is full: new messages for it are dropped"
-                    );
-                }
+            routed.dropped += dropped;
+            if first_drop {
+                tracing::warn!(
+                    client_id = %key,
+                    limit = *mailbox_limit,
+                    "client's queue is full: new messages for it are dropped"
+                );
             }
         }
-        routed
+        run.len()
     }
 
     /// Removes a session and its subscriptions.
@@ -485,5 +550,113 @@ pub(crate) fn expiry_deadline(expiry: u32, now: Instant) -> Option<Instant> {
         None
     } else {
         Some(now + Duration::from_secs(u64::from(expiry)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mqtt_codec::{SubscriptionOptions, TopicName};
+    use proptest::prelude::*;
+
+    const FILTERS: &[&str] = &[
+        "a/b",
+        "a/+",
+        "+/b",
+        "#",
+        "a/#",
+        "$share/g/a/b",
+        "$share/g/+/b",
+    ];
+    const TOPICS: &[&str] = &["a/b", "a/c", "b/b"];
+    const QOS: [QoS; 3] = [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce];
+
+    /// Sessions 0..n with the given subscriptions (session, filter, QoS,
+    /// no local, identifier); session 0 is the publisher.
+    fn state(subs: &[(usize, usize, u8, bool, u32)], online: &[bool]) -> State {
+        let mut state = State::new(1000);
+        for (i, &on) in online.iter().enumerate() {
+            let id: Arc<str> = format!("c{i}").into();
+            state.open_session(&id, false);
+            if on && let Some(r) = state.sessions.get_mut(&id) {
+                r.live = Some(Live {
+                    id: i as u64,
+                    control: Arc::default(),
+                });
+            }
+        }
+        for &(session, filter, qos, no_local, identifier) in subs {
+            let session = session % online.len();
+            let filter = TopicFilter::from_static(FILTERS[filter % FILTERS.len()]).unwrap();
+            let key = state
+                .sessions
+                .get_key_value(format!("c{session}").as_str())
+                .map(|(k, _)| k.clone())
+                .unwrap();
+            let mut options = SubscriptionOptions::qos(QOS[usize::from(qos % 3)]);
+            options.no_local = no_local && !filter.is_shared();
+            let subscriber = Subscriber {
+                options,
+                identifier: NonZeroU32::new(identifier % 3),
+            };
+            state.tree.subscribe(&filter, key.clone(), subscriber);
+            state
+                .sessions
+                .get_mut(&key)
+                .unwrap()
+                .subscriptions
+                .insert(filter, subscriber);
+        }
+        state
+    }
+
+    /// What each session's mailbox holds.
+    fn mailboxes(state: &State) -> Vec<(String, Vec<Publish>)> {
+        let mut out: Vec<_> = state
+            .sessions
+            .iter()
+            .map(|(k, r)| {
+                let mut q = std::collections::VecDeque::new();
+                r.mailbox.take(usize::MAX, &mut q);
+                (k.to_string(), q.into_iter().map(|q| q.publish).collect())
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    proptest! {
+        /// Routing a burst leaves every mailbox as routing its messages one
+        /// by one does: same copies, same order, same shared-group picks.
+        #[test]
+        fn a_burst_routes_as_its_messages_one_by_one(
+            subs in proptest::collection::vec((0..5usize, 0..7usize, 0..3u8, any::<bool>(), 0..3u32), 0..12),
+            online in proptest::collection::vec(any::<bool>(), 1..5),
+            burst in proptest::collection::vec((0..3usize, 0..3u8, any::<bool>()), 1..20),
+        ) {
+            let publishes: Vec<Publish> = burst
+                .iter()
+                .enumerate()
+                .map(|(i, &(topic, qos, retain))| {
+                    let mut p = Publish::new(
+                        TopicName::from_static(TOPICS[topic]).unwrap(),
+                        format!("{i}"),
+                    );
+                    p.qos_pid = QosPid::new(QOS[usize::from(qos % 3)], mqtt_codec::PacketId::MIN);
+                    p.retain = retain;
+                    p
+                })
+                .collect();
+            let now = Instant::now();
+            let mut one_by_one = state(&subs, &online);
+            let mut batched = state(&subs, &online);
+            let mut dropped = 0;
+            for p in &publishes {
+                dropped += one_by_one.route(Some("c0"), p, now).dropped;
+            }
+            let routed = batched.route_burst(Some("c0"), &publishes, now);
+            prop_assert_eq!(routed.dropped, dropped);
+            prop_assert_eq!(mailboxes(&batched), mailboxes(&one_by_one));
+        }
     }
 }

@@ -358,6 +358,51 @@ async fn will_is_published_on_abnormal_loss_only() {
     b.broker.shutdown().await;
 }
 
+/// Packets take effect in the order the client sent them, even when they
+/// arrive in one read and the broker routes the PUBLISHes among them
+/// together: a message published before a SUBSCRIBE does not reach that
+/// subscription, one published after it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packets_sent_together_take_effect_in_their_order() {
+    let b = start(BrokerConfig::default()).await;
+    for v in VERSIONS {
+        let mut s = raw(b.tcp).await;
+        let mut buf = connect_bytes(v, "in-order", None);
+        let topic = TopicName::try_from("order/t").unwrap();
+        let publish = |id: u16, payload: &'static str| {
+            let mut p = Publish::new(topic.clone(), payload);
+            p.qos_pid = mqtt_codec::QosPid::AtLeastOnce(mqtt_codec::PacketId::new(id).unwrap());
+            Packet::from(p)
+        };
+        let subscribe = mqtt_codec::Subscribe {
+            packet_id: mqtt_codec::PacketId::new(2).unwrap(),
+            subscriptions: vec![subscription("order/t", QoS::AtLeastOnce)],
+            properties: Default::default(),
+        };
+        for p in [publish(1, "before"), subscribe.into(), publish(3, "after")] {
+            p.encode(v, &mut buf).unwrap();
+        }
+        s.write_all(&buf).await.unwrap();
+        let mut decoder = Decoder::client(v);
+        let mut rbuf = BytesMut::new();
+        let mut payloads = Vec::new();
+        tokio::time::timeout(WAIT, async {
+            while !payloads.contains(&"after".to_string()) {
+                assert!(s.read_buf(&mut rbuf).await.unwrap() > 0, "closed");
+                while let Ok(Some(p)) = decoder.decode(&mut rbuf) {
+                    if let Packet::Publish(p) = p {
+                        payloads.push(String::from_utf8_lossy(p.payload()).to_string());
+                    }
+                }
+            }
+        })
+        .await
+        .expect("the later message arrives");
+        assert_eq!(payloads, ["after"], "{v:?}");
+    }
+    b.broker.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_takeover_disconnects_the_old_connection_with_0x8e() {
     let b = start(BrokerConfig::default()).await;

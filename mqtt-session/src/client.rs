@@ -728,7 +728,7 @@ impl ClientSession {
             return;
         }
         // What was published before goes out first.
-        self.fill();
+        self.fill(usize::MAX);
         self.transmit.push_back(disconnect.into());
         self.state = ConnectionState::Disconnecting;
         self.close_reported = false;
@@ -770,7 +770,7 @@ impl ClientSession {
         }
     }
 
-    fn fill(&mut self) {
+    fn fill(&mut self, max_sends: usize) {
         if self.state != ConnectionState::Connected {
             return;
         }
@@ -799,6 +799,7 @@ impl ClientSession {
         let transmit = &mut self.transmit;
         let events = &mut self.events;
         self.outgoing.fill(
+            max_sends,
             |f| match f {
                 Fill::Send(p) => transmit.push_back(p),
                 Fill::Assigned(..) => {}
@@ -827,7 +828,7 @@ impl ClientSession {
     /// The next packet to send, if any.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Packet> {
         if self.transmit.is_empty() {
-            self.fill();
+            self.fill(1);
         }
         let mut packet = self.transmit.pop_front()?;
         if let Packet::Publish(p) = &mut packet {

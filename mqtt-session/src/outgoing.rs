@@ -130,11 +130,22 @@ impl Outgoing {
     /// ones. `accept` may refuse a new message (e.g. too large for the
     /// peer); it is then reported as [`Fill::Refused`] instead of sent. QoS 0
     /// messages need no quota or identifier and are reported as sent.
+    /// Stops after `max_sends` packets (one at a time keeps a burst's
+    /// messages in one place until they are encoded).
     pub(crate) fn fill(
         &mut self,
+        max_sends: usize,
         mut out: impl FnMut(Fill),
         mut accept: impl FnMut(&Publish) -> bool,
     ) {
+        let mut sends = 0;
+        let mut out = |f: Fill| {
+            if let Fill::Send(_) = &f {
+                sends += 1;
+            }
+            out(f);
+            sends >= max_sends
+        };
         while let Some(&id) = self.resend.front() {
             let Some(flight) = self.inflight.get(&id) else {
                 self.resend.pop_front();
@@ -146,15 +157,18 @@ impl Outgoing {
             if !self.quota.try_take() {
                 return;
             }
-            match &flight.state {
-                FlightState::Released => out(Fill::Send(PubRel::new(packet_id(id)).into())),
+            let packet = match &flight.state {
+                FlightState::Released => PubRel::new(packet_id(id)).into(),
                 FlightState::Qos1Sent(p) | FlightState::Qos2Sent(p) => {
                     let mut p = p.clone();
                     p.dup = true;
-                    out(Fill::Send(p.into()));
+                    p.into()
                 }
-            }
+            };
             self.resend.pop_front();
+            if out(Fill::Send(packet)) {
+                return;
+            }
         }
         while let Some((_, publish)) = self.pending.front() {
             if !accept(publish) {
@@ -166,8 +180,10 @@ impl Outgoing {
             if publish.qos() == QoS::AtMostOnce {
                 if let Some((request, mut publish)) = self.pending.pop_front() {
                     publish.dup = false;
-                    out(Fill::Send(publish.into()));
                     out(Fill::SentAtMostOnce(request));
+                    if out(Fill::Send(publish.into())) {
+                        return;
+                    }
                 }
                 continue;
             }
@@ -199,7 +215,9 @@ impl Outgoing {
             if publish.qos() == QoS::ExactlyOnce {
                 out(Fill::Assigned(request, id));
             }
-            out(Fill::Send(publish.into()));
+            if out(Fill::Send(publish.into())) {
+                return;
+            }
         }
     }
 
