@@ -85,7 +85,7 @@ enum Chunk {
 }
 
 /// Slices handed to one vectored write.
-const MAX_SLICES: usize = 64;
+const MAX_SLICES: usize = 1024;
 
 impl OutQueue {
     fn new() -> OutQueue {
@@ -303,8 +303,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         // Handle buffered packets one at a time, pausing (with the rest left
         // in the buffer) as soon as a subscriber this publisher feeds falls
         // behind.
+        let now = c.now();
         while c.congested.is_none() && !c.session.is_closed() && !c.rate.is_paused() {
-            let now = c.now();
             match c.session.handle_one(now, &mut rbuf) {
                 Ok(true) => c.handle_events().await,
                 Ok(false) => break,
