@@ -23,7 +23,6 @@
 //! returns count too).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark code: a panic is a failed run
 
-use futures::{StreamExt, stream::FuturesUnordered};
 use mqtt_client::{ClientBuilder, Message, QoS};
 use mqtt_test_support::brokers::Mosquitto;
 use std::{
@@ -77,16 +76,24 @@ async fn ours(port: u16, qos: QoS, n: usize) -> Duration {
         .await
         .unwrap();
     let start = Instant::now();
-    let mut pending = FuturesUnordered::new();
+    // Every outcome is checked, oldest first (acknowledgements come in
+    // order): the window's deliveries wait in a queue.
+    let mut pending = std::collections::VecDeque::new();
     for _ in 0..n {
         let m = Message::new(TOPIC, &PAYLOAD[..]).unwrap().qos(qos);
-        pending.push(client.enqueue(m).await.unwrap());
-        while let Some(Some(r)) = futures::FutureExt::now_or_never(pending.next()) {
-            r.unwrap();
+        pending.push_back(client.enqueue(m).await.unwrap());
+        while let Some(front) = pending.front_mut() {
+            match futures::FutureExt::now_or_never(front) {
+                Some(r) => {
+                    r.unwrap();
+                    pending.pop_front();
+                }
+                None => break,
+            }
         }
     }
-    while let Some(r) = pending.next().await {
-        r.unwrap();
+    for d in pending {
+        d.await.unwrap();
     }
     let elapsed = start.elapsed();
     client.disconnect().await.unwrap();
