@@ -56,14 +56,11 @@ const LINGER: Duration = Duration::from_millis(500);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a takeover waits for the old connection's session state.
 const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
-/// Request handles of messages that are not stored have this bit set;
-/// stored ones are their store numbers.
-const LOCAL_REQUESTS: u64 = 1 << 63;
 
 /// The store number behind a request handle, if the message is stored.
 fn stored_seq(request: RequestId) -> Option<u64> {
     let raw = request.raw();
-    (raw != 0 && raw & LOCAL_REQUESTS == 0).then_some(raw)
+    (raw != 0 && request != RequestId::UNTRACKED).then_some(raw)
 }
 
 /// Encoded packets waiting for the socket: headers and small packets
@@ -207,8 +204,6 @@ pub(crate) struct Conn {
     /// The store's batch to wait for before writing: what was written to
     /// the session since (acknowledgements) depends on it.
     wait_for: Ticket,
-    /// The last request handle given to a message that is not stored.
-    next_local: u64,
     /// The publish rate limit's bucket.
     rate: RateLimit,
     /// Now, as of this turn of the connection's loop.
@@ -249,10 +244,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
     let id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
     let info = Arc::new(conn.info().clone());
     let epoch = Instant::now();
-    let mut options = shared.config.session.clone();
-    // QoS 0 deliveries need no follow-up here.
-    options.report_at_most_once = false;
-    let session = ServerSession::new(options, mqtt_session::Instant::ZERO);
+    let session = ServerSession::new(shared.config.session.clone(), mqtt_session::Instant::ZERO);
     let mut c = Conn {
         shared: shared.clone(),
         id,
@@ -263,7 +255,6 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         connect: None,
         auth: AuthState::default(),
         wait_for: 0,
-        next_local: 0,
         rate: RateLimit::default(),
         clock: epoch,
         control: Arc::default(),
@@ -1281,11 +1272,11 @@ impl Conn {
                     }
                     continue;
                 };
+                // Only stored messages are followed to their end.
                 let request = if q.seq != 0 {
                     RequestId::from_raw(q.seq)
                 } else {
-                    self.next_local += 1;
-                    RequestId::from_raw(LOCAL_REQUESTS | self.next_local)
+                    RequestId::UNTRACKED
                 };
                 match self.session.deliver_as(p, request) {
                     Ok(()) => delivered = true,

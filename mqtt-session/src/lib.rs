@@ -61,6 +61,12 @@ use mqtt_codec::{
 pub struct RequestId(pub(crate) u64);
 
 impl RequestId {
+    /// The handle of messages whose end the caller does not follow: the
+    /// session reports no [`ServerEvent::Assigned`], [`ServerEvent::Received`]
+    /// or [`ServerEvent::Delivered`] about them (a broker delivering a
+    /// message it does not store saves an event per message).
+    pub const UNTRACKED: RequestId = RequestId(u64::MAX);
+
     /// A handle of the caller's numbering, for
     /// [`ServerSession::deliver_as`](crate::ServerSession::deliver_as) and
     /// stored [`SessionState`](crate::SessionState)s: a broker that stores

@@ -36,11 +36,6 @@ pub struct ServerOptions {
     pub max_queued: usize,
     /// Give outgoing PUBLISHes topic aliases within the client's maximum.
     pub outgoing_topic_aliases: bool,
-    /// Report QoS 0 messages as [`ServerEvent::Delivered`] once
-    /// [`poll_transmit`](ServerSession::poll_transmit) returns them. A
-    /// broker that only follows QoS 1 and 2 messages turns this off and
-    /// saves an event per QoS 0 delivery.
-    pub report_at_most_once: bool,
 }
 
 impl Default for ServerOptions {
@@ -55,7 +50,6 @@ impl Default for ServerOptions {
             connect_timeout: Some(Duration::from_secs(10)),
             max_queued: 1000,
             outgoing_topic_aliases: false,
-            report_at_most_once: true,
         }
     }
 }
@@ -437,14 +431,18 @@ impl ServerSession {
             } => {
                 self.transmit.extend(send);
                 self.events.extend(deliver.map(ServerEvent::Message));
-                if let Some((request, packet_id)) = received {
+                if let Some((request, packet_id)) = received
+                    && request != RequestId::UNTRACKED
+                {
                     self.events
                         .push_back(ServerEvent::Received { request, packet_id });
                 }
                 if let Some(packet_id) = released {
                     self.events.push_back(ServerEvent::Released { packet_id });
                 }
-                if let Some((request, outcome)) = completed {
+                if let Some((request, outcome)) = completed
+                    && request != RequestId::UNTRACKED
+                {
                     self.events
                         .push_back(ServerEvent::Delivered { request, outcome });
                 }
@@ -739,16 +737,17 @@ impl ServerSession {
             let max = self.client_max_packet;
             let transmit = &mut self.transmit;
             let events = &mut self.events;
-            let report_qos0 = self.options.report_at_most_once;
             self.outgoing.fill(
                 1,
                 |f| match f {
                     Fill::Send(p) => transmit.push_back(p),
+                    Fill::Refused(RequestId::UNTRACKED)
+                    | Fill::SentAtMostOnce(RequestId::UNTRACKED)
+                    | Fill::Assigned(RequestId::UNTRACKED, _) => {}
                     Fill::Refused(request) => events.push_back(ServerEvent::Delivered {
                         request,
                         outcome: Outcome::Dropped,
                     }),
-                    Fill::SentAtMostOnce(_) if !report_qos0 => {}
                     Fill::SentAtMostOnce(request) => events.push_back(ServerEvent::Delivered {
                         request,
                         outcome: Outcome::Delivered(mqtt_codec::PubAckReason::Success),

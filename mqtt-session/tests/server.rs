@@ -575,3 +575,46 @@ fn a_delivery_without_a_topic_is_refused() {
     let p = Publish::new(TopicName::default(), &b"x"[..]);
     assert_eq!(h.server.deliver(p), Err(DeliverError::EmptyTopic));
 }
+
+#[test]
+fn untracked_messages_produce_no_events_and_tracked_ones_do() {
+    let mut h = Harness::new(ServerOptions::default());
+    h.connect_v(ProtocolVersion::V5);
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+        for tracked in [false, true] {
+            let request = if tracked {
+                RequestId::from_raw(7)
+            } else {
+                RequestId::UNTRACKED
+            };
+            h.server.deliver_as(msg("t", qos, 1), request).unwrap();
+            let sent = h.sent();
+            let [Packet::Publish(p)] = sent.as_slice() else {
+                panic!("{sent:?}")
+            };
+            // The flow runs the same either way.
+            if let Some(id) = p.packet_id() {
+                if qos == QoS::AtLeastOnce {
+                    h.recv(PubAck::new(id)).unwrap();
+                } else {
+                    h.recv(PubRec::new(id)).unwrap();
+                    assert!(matches!(h.sent().as_slice(), [Packet::PubRel(_)]));
+                    h.recv(PubComp::new(id)).unwrap();
+                }
+            }
+            let events = h.events();
+            if tracked {
+                assert!(
+                    events.iter().any(|e| matches!(
+                        e,
+                        ServerEvent::Delivered { request: r, .. } if *r == request
+                    )),
+                    "{qos:?}: {events:?}"
+                );
+            } else {
+                assert!(events.is_empty(), "{qos:?}: {events:?}");
+            }
+            assert_eq!(h.server.in_flight(), 0);
+        }
+    }
+}
