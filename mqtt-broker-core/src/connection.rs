@@ -242,7 +242,7 @@ impl Conn {
 /// Serves one established connection until it closes.
 pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
     let id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
-    let info = Arc::new(conn.info().clone());
+    let info = conn.shared_info();
     let epoch = Instant::now();
     let session = ServerSession::new(shared.config.session.clone(), mqtt_session::Instant::ZERO);
     let mut c = Conn {

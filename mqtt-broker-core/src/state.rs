@@ -125,7 +125,9 @@ pub(crate) struct PendingWill {
 pub(crate) struct State {
     pub(crate) tree: SubscriptionTree<Arc<str>>,
     pub(crate) retained: RetainedStore,
-    pub(crate) sessions: HashMap<Arc<str>, SessionRecord, foldhash::fast::RandomState>,
+    /// Boxed: the table's slots stay small (it is sized for twice the
+    /// sessions it holds).
+    pub(crate) sessions: HashMap<Arc<str>, Box<SessionRecord>, foldhash::fast::RandomState>,
     pub(crate) wills: HashMap<Arc<str>, PendingWill>,
     pub(crate) mailbox_limit: usize,
     /// Whether changes are stored (a store is configured).
@@ -258,7 +260,7 @@ impl State {
             };
             self.sessions.insert(
                 id,
-                SessionRecord {
+                Box::new(SessionRecord {
                     subscriptions: s.session.subscriptions.into_iter().collect(),
                     mailbox,
                     live: None,
@@ -266,7 +268,7 @@ impl State {
                     expiry: s.session.expiry,
                     expires_at,
                     owner: s.session.owner,
-                },
+                }),
             );
         }
     }
@@ -467,7 +469,7 @@ impl State {
         match self.sessions.entry(client_id.clone()) {
             Entry::Occupied(_) => true,
             Entry::Vacant(v) => {
-                v.insert(SessionRecord {
+                v.insert(Box::new(SessionRecord {
                     subscriptions: HashMap::new(),
                     mailbox: Arc::new(Mailbox::new(self.mailbox_limit)),
                     live: None,
@@ -475,7 +477,7 @@ impl State {
                     expiry: 0,
                     expires_at: None,
                     owner: None,
-                });
+                }));
                 false
             }
         }

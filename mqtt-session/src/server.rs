@@ -175,7 +175,9 @@ pub struct ServerSession {
     state: State,
     version: ProtocolVersion,
     decoder: Decoder,
-    connect: Option<Box<Connect>>,
+    /// What the session needs of the CONNECT (the packet itself goes to
+    /// the application in [`ServerEvent::Connect`]).
+    connect: Option<ConnectTerms>,
     early: VecDeque<Packet>,
     outgoing: Outgoing,
     incoming: Incoming,
@@ -192,6 +194,32 @@ pub struct ServerSession {
     next_request: u64,
     /// Session Expiry Interval the client's DISCONNECT set (MQTT 5).
     disconnect_expiry: Option<u32>,
+}
+
+/// What a [`ServerSession`] keeps of the CONNECT.
+#[derive(Clone, Copy, Debug)]
+struct ConnectTerms {
+    clean_start: bool,
+    keep_alive: u16,
+    /// A non-zero Session Expiry Interval was asked for.
+    session_expiry: bool,
+    topic_alias_maximum: Option<u16>,
+    maximum_packet_size: Option<NonZeroU32>,
+    receive_maximum: Option<NonZeroU16>,
+}
+
+impl ConnectTerms {
+    fn of(c: &Connect) -> ConnectTerms {
+        let p = &c.properties;
+        ConnectTerms {
+            clean_start: c.clean_start,
+            keep_alive: c.keep_alive,
+            session_expiry: p.session_expiry_interval.unwrap_or(0) != 0,
+            topic_alias_maximum: p.topic_alias_maximum,
+            maximum_packet_size: p.maximum_packet_size,
+            receive_maximum: p.receive_maximum,
+        }
+    }
 }
 
 impl ServerSession {
@@ -225,9 +253,9 @@ impl ServerSession {
         self.version
     }
 
-    /// The client's CONNECT, once it arrived.
-    pub fn connect_packet(&self) -> Option<&Connect> {
-        self.connect.as_deref()
+    /// Whether the client's CONNECT arrived.
+    pub fn connect_received(&self) -> bool {
+        self.connect.is_some()
     }
 
     /// Whether the connection is over (close the transport once
@@ -364,7 +392,7 @@ impl ServerSession {
                     self.version = c.version;
                     // Also when the CONNECT came as a packet rather than bytes.
                     self.decoder.set_version(c.version);
-                    self.connect = Some(c.clone());
+                    self.connect = Some(ConnectTerms::of(&c));
                     self.state = State::AwaitingDecision;
                     self.events.push_back(ServerEvent::Connect(c));
                     Ok(())
@@ -466,10 +494,7 @@ impl ServerSession {
                 Ok(())
             }
             Packet::Disconnect(d) => {
-                let asked_zero = self
-                    .connect
-                    .as_ref()
-                    .is_none_or(|c| c.properties.session_expiry_interval.unwrap_or(0) == 0);
+                let asked_zero = self.connect.as_ref().is_none_or(|c| !c.session_expiry);
                 if asked_zero && d.properties.session_expiry_interval.is_some_and(|v| v != 0) {
                     // Section 3.14.2.2.2: a Session Expiry of 0 at CONNECT cannot become non-zero.
                     return Err(self.violation(
@@ -502,7 +527,7 @@ impl ServerSession {
         if self.state != State::AwaitingDecision {
             return;
         }
-        let Some(connect) = self.connect.clone() else {
+        let Some(connect) = self.connect else {
             return;
         };
         let v5 = self.version.is_v5();
@@ -559,7 +584,7 @@ impl ServerSession {
         } else {
             0
         };
-        let cp = &connect.properties;
+        let cp = &connect;
         self.inbound_aliases = InboundAliases::new(alias_max);
         self.outbound_aliases = OutboundAliases::new(if v5 && o.outgoing_topic_aliases {
             cp.topic_alias_maximum.unwrap_or(0)

@@ -201,7 +201,7 @@ impl Sim {
         let mut state = self.server.session_state();
         if let Some(old) = self.stored.take() {
             // Never accepted since the last cut: keep what was stored.
-            if self.server.connect_packet().is_none() {
+            if !self.server.connect_received() {
                 state = old;
             }
         }
@@ -224,7 +224,7 @@ impl Sim {
                 self.next += 1;
                 let p = payload(self.next);
                 self.down.insert(p.clone(), (qos, 0));
-                if self.server.connect_packet().is_some() && !self.server.is_closed() {
+                if self.server.connect_received() && !self.server.is_closed() {
                     self.server.deliver(publish(qos, p)).unwrap();
                 } else {
                     // The client is away: the broker queues it in the stored session.

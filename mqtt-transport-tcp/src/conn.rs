@@ -70,7 +70,9 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 /// whether the bytes travel over TCP, TLS, WebSocket or secure WebSocket.
 pub struct Connection {
     io: Box<dyn Io>,
-    info: ConnectionInfo,
+    /// Shared: whoever keeps it for the connection's life (a broker's
+    /// authentication hooks) holds the same copy.
+    info: std::sync::Arc<ConnectionInfo>,
 }
 
 impl Connection {
@@ -78,13 +80,18 @@ impl Connection {
     pub fn new(io: impl Io, info: ConnectionInfo) -> Connection {
         Connection {
             io: Box::new(io),
-            info,
+            info: std::sync::Arc::new(info),
         }
     }
 
     /// What is known about the connection.
     pub fn info(&self) -> &ConnectionInfo {
         &self.info
+    }
+
+    /// What is known about the connection, as a shared handle (no copy).
+    pub fn shared_info(&self) -> std::sync::Arc<ConnectionInfo> {
+        self.info.clone()
     }
 
     /// The peer's address.
