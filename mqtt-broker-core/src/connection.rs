@@ -221,6 +221,9 @@ pub(crate) struct Conn {
     burst: Vec<Publish>,
     /// QoS 2 identifiers received and not yet stored as awaiting PUBREL.
     awaiting: Vec<mqtt_codec::PacketId>,
+    /// The last burst found a subscriber's mailbox filling up: route one
+    /// message at a time.
+    pressure: bool,
     /// A subscriber's mailbox this publisher filled past its high-water
     /// mark: reading pauses until it drains (or is found stuck), so that
     /// acknowledged messages are not dropped for a merely slow subscriber.
@@ -265,6 +268,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         batch: VecDeque::new(),
         burst: Vec::new(),
         awaiting: Vec::new(),
+        pressure: false,
         congested: None,
     };
     shared.stats.connections.fetch_add(1, Ordering::Relaxed);
@@ -358,6 +362,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
             out.chunks = VecDeque::new();
             c.session.shrink_buffers();
             c.batch = VecDeque::new();
+            // (Routed before anything is written: empty here.)
+            debug_assert!(c.burst.is_empty() && c.awaiting.is_empty());
             c.burst = Vec::new();
             c.awaiting = Vec::new();
         }
@@ -1065,10 +1071,16 @@ impl Conn {
     }
 
     /// How many messages a publisher's burst holds before it is routed:
-    /// few enough that no subscriber's mailbox overshoots its high-water
-    /// mark by much before the publisher pauses for it.
+    /// one while a subscriber it feeds is filling up (see
+    /// [`Routed::pressure`](crate::state::Routed)), else up to [`BURST`]
+    /// and a sixteenth of a mailbox, so that no mailbox goes far past its
+    /// high-water mark before its publishers pause for it.
     fn burst_max(&self) -> usize {
-        (self.shared.config.mailbox_limit / 4).clamp(1, BURST)
+        if self.pressure {
+            1
+        } else {
+            (self.shared.config.mailbox_limit / 16).clamp(1, BURST)
+        }
     }
 
     /// Routes the messages received since the last call, under one lock
@@ -1097,6 +1109,7 @@ impl Conn {
         let ticket = state.commit();
         drop(state);
         self.burst.clear();
+        self.pressure = routed.pressure;
         if routed.dropped > 0 {
             self.shared
                 .stats

@@ -81,14 +81,14 @@ impl Mailbox {
 
     /// Queues messages in order under one lock, as [`push`](Self::push)
     /// does each; `report` hears what became of each (with the queued
-    /// message, when it was queued).
+    /// message, when it was queued). Returns how many messages it then holds.
     pub(crate) fn push_all(
         &self,
         items: impl Iterator<Item = (Publish, u64)>,
         at: Instant,
         online: bool,
         mut report: impl FnMut(Option<&Queued>, Push),
-    ) {
+    ) -> usize {
         let mut q = self.lock();
         let was_empty = q.is_empty();
         for (publish, seq) in items {
@@ -111,6 +111,7 @@ impl Mailbox {
             report(q.back(), Push::Queued { congested });
         }
         let wake = online && was_empty && !q.is_empty();
+        let len = q.len();
         drop(q);
         // Only the first message wakes the connection: it takes messages
         // until the mailbox is empty, or until its session is full, and then
@@ -118,6 +119,7 @@ impl Mailbox {
         if wake {
             self.notify.notify();
         }
+        len
     }
 
     /// Above the high-water mark (half the limit): publishers routing to it

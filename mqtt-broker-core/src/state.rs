@@ -111,6 +111,11 @@ pub(crate) struct Routed {
     pub(crate) dropped: u64,
     /// A connected session's mailbox above its high-water mark.
     pub(crate) congested: Option<Arc<Mailbox>>,
+    /// A connected session's mailbox holds more than a sixteenth of its
+    /// bound: the publisher should route one message at a time, so that
+    /// many publishers together cannot carry it far past its high-water
+    /// mark before each of them pauses.
+    pub(crate) pressure: bool,
 }
 
 /// A Will waiting for its delay (or for its session to end).
@@ -404,7 +409,7 @@ impl State {
             let mut congested = false;
             let mut dropped = 0;
             let mut first_drop = false;
-            record
+            let len = record
                 .mailbox
                 .push_all(copies, now, online, |queued, pushed| {
                     match pushed {
@@ -427,6 +432,9 @@ impl State {
                         ));
                     }
                 });
+            if online && from != Some(&**key) && len >= *mailbox_limit / 16 {
+                routed.pressure = true;
+            }
             if online
                 && routed.congested.is_none()
                 && from != Some(&**key)

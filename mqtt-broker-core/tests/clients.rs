@@ -1744,6 +1744,82 @@ async fn a_client_that_sends_but_never_reads_is_closed() {
     b.broker.shutdown().await;
 }
 
+/// Many publishers at once into one slow subscriber (each routing its
+/// messages in bursts while the subscriber keeps up): nothing acknowledged
+/// is dropped, and each publisher's messages arrive in its order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_publishers_into_a_slow_subscriber_lose_nothing() {
+    let config = BrokerConfig {
+        mailbox_limit: 200,
+        ..Default::default()
+    };
+    let b = start(config).await;
+    let v = ProtocolVersion::V3_1_1;
+    let (_sub, mut messages) = b
+        .client(&b.url(), v, "slow-many")
+        .incoming_capacity(16)
+        .connect()
+        .await
+        .unwrap();
+    _sub.subscribe("many/#", QoS::AtLeastOnce).await.unwrap();
+    let (publishers, each) = (16u32, 400u32);
+    let mut sending = Vec::new();
+    for p in 0..publishers {
+        let (publisher, _) = b
+            .client(&b.url(), v, &format!("many-{p}"))
+            .max_in_flight(200)
+            .queue_limit(each as usize)
+            .connect()
+            .await
+            .unwrap();
+        sending.push(tokio::spawn(async move {
+            let mut pending = Vec::new();
+            for i in 0..each {
+                let payload = [p.to_be_bytes(), i.to_be_bytes()].concat();
+                let m = Message::new("many/x", payload)
+                    .unwrap()
+                    .qos(QoS::AtLeastOnce);
+                pending.push(publisher.enqueue(m).await.unwrap());
+            }
+            for d in pending {
+                d.await.unwrap();
+            }
+            publisher
+        }));
+    }
+    let mut next = vec![0u32; publishers as usize];
+    for n in 0..publishers * each {
+        if n % 400 == 0 {
+            // Slower than the publishers, but never stuck.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let Ok(Some(m)) = tokio::time::timeout(WAIT, messages.recv()).await else {
+            let dropped = b
+                .broker
+                .stats()
+                .messages_dropped
+                .load(std::sync::atomic::Ordering::Relaxed);
+            panic!("stalled after {n} messages ({dropped} dropped)");
+        };
+        let p = u32::from_be_bytes(m.payload()[..4].try_into().unwrap()) as usize;
+        let i = u32::from_be_bytes(m.payload()[4..].try_into().unwrap());
+        // Each publisher's messages in its order ([MQTT-4.6.0-5]).
+        assert_eq!(i, next[p], "publisher {p}");
+        next[p] += 1;
+    }
+    for s in sending {
+        tokio::time::timeout(WAIT, s).await.unwrap().unwrap();
+    }
+    assert_eq!(
+        b.broker
+            .stats()
+            .messages_dropped
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    b.broker.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_subscriber_slows_the_publisher_instead_of_losing_messages() {
     let config = BrokerConfig {

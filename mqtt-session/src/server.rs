@@ -604,8 +604,10 @@ impl ServerSession {
             let highest = state
                 .inflight
                 .iter()
-                .map(|(_, r, _)| r.0)
-                .chain(state.queued.iter().map(|(r, _)| r.0))
+                .map(|(_, r, _)| *r)
+                .chain(state.queued.iter().map(|(r, _)| *r))
+                .filter(|&r| r != RequestId::UNTRACKED)
+                .map(|r| r.0)
                 .max()
                 .unwrap_or(0);
             self.next_request = self.next_request.max(highest);
