@@ -398,12 +398,17 @@ impl Broker {
         tokio::spawn(async move {
             loop {
                 let Some(shared) = weak.upgrade() else { return };
-                let next = shared.lock().sweep(Instant::now());
                 // At least once a minute, to purge expired retained messages.
-                let sleep = next.map_or(SWEEP_PERIOD, |t| {
-                    t.saturating_duration_since(Instant::now())
-                        .min(SWEEP_PERIOD)
-                });
+                let now = Instant::now();
+                let next = {
+                    let mut state = shared.lock();
+                    let next = state
+                        .sweep(now)
+                        .map_or(now + SWEEP_PERIOD, |t| t.min(now + SWEEP_PERIOD));
+                    state.sweep_at = Some(next);
+                    next
+                };
+                let sleep = next.saturating_duration_since(Instant::now());
                 let mut shutdown = shared.shutdown.subscribe();
                 let wake = async {
                     tokio::select! {

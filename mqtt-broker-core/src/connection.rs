@@ -1322,6 +1322,8 @@ impl Conn {
         let reason = self.ended.take();
         info!(client_id = %a.client.client_id, reason = ?reason, "client disconnected");
         let mut state = self.shared.lock();
+        // A new deadline for the sweeper (session expiry, will delay).
+        let mut deadline: Option<Instant> = None;
         // Ours unless a newer connection took it over. A takeover that was
         // asked for after this connection stopped listening (its `live`
         // taken, the request never answered) still leaves it ours: the newer
@@ -1344,6 +1346,7 @@ impl Conn {
                 record.live = None;
                 record.expiry = expiry;
                 record.expires_at = expiry_deadline(expiry, now);
+                deadline = record.expires_at;
                 record.stored = Some(self.session.session_state());
                 // What was routed but not handed to the session stays in the mailbox.
                 state.save_session(&a.client.client_id, now);
@@ -1369,12 +1372,21 @@ impl Conn {
                 Some(true) => state.publish_will(will, now),
                 Some(false) => {}
                 None => {
+                    deadline = deadline.into_iter().chain([will.at]).min();
                     state.wills.insert(a.client.client_id.clone(), will);
                 }
             }
         }
+        // The sweeper looks at every session: it is woken only for a
+        // deadline before its next run, not once per connection that ends.
+        let wake = deadline.filter(|&d| state.sweep_at.is_none_or(|s| d < s));
+        if let Some(d) = wake {
+            state.sweep_at = Some(d);
+        }
         drop(state);
-        self.shared.wake_sweeper();
+        if wake.is_some() {
+            self.shared.wake_sweeper();
+        }
     }
 }
 

@@ -142,6 +142,9 @@ pub(crate) struct State {
     pub(crate) journal: Vec<Change>,
     /// The last number given to a stored message.
     pub(crate) last_seq: u64,
+    /// When the sweeper runs next: a deadline set later than this needs no
+    /// wake-up (a sweep looks at every session).
+    pub(crate) sweep_at: Option<Instant>,
 }
 
 impl State {
@@ -155,6 +158,7 @@ impl State {
             storing: false,
             journal: Vec::new(),
             last_seq: 0,
+            sweep_at: None,
         }
     }
 

@@ -1744,24 +1744,42 @@ async fn a_client_that_sends_but_never_reads_is_closed() {
     b.broker.shutdown().await;
 }
 
-/// Many publishers at once into one slow subscriber (each routing its
-/// messages in bursts while the subscriber keeps up): nothing acknowledged
-/// is dropped, and each publisher's messages arrive in its order.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_publishers_into_a_slow_subscriber_lose_nothing() {
+/// A broker whose mailboxes hold 200 messages, and a subscriber to
+/// `filter` that takes 16 messages at a time off the socket.
+async fn slow_subscriber(
+    v: ProtocolVersion,
+    id: &str,
+    filter: &str,
+) -> (Running, mqtt_client::Client, mqtt_client::Messages) {
     let config = BrokerConfig {
         mailbox_limit: 200,
         ..Default::default()
     };
     let b = start(config).await;
-    let v = ProtocolVersion::V3_1_1;
-    let (_sub, mut messages) = b
-        .client(&b.url(), v, "slow-many")
+    let (sub, messages) = b
+        .client(&b.url(), v, id)
         .incoming_capacity(16)
         .connect()
         .await
         .unwrap();
-    _sub.subscribe("many/#", QoS::AtLeastOnce).await.unwrap();
+    sub.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+    (b, sub, messages)
+}
+
+fn dropped(b: &Running) -> u64 {
+    b.broker
+        .stats()
+        .messages_dropped
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Many publishers at once into one slow subscriber (each routing its
+/// messages in bursts while the subscriber keeps up): nothing acknowledged
+/// is dropped, and each publisher's messages arrive in its order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_publishers_into_a_slow_subscriber_lose_nothing() {
+    let v = ProtocolVersion::V3_1_1;
+    let (b, _sub, mut messages) = slow_subscriber(v, "slow-many", "many/#").await;
     let (publishers, each) = (16u32, 400u32);
     let mut sending = Vec::new();
     for p in 0..publishers {
@@ -1810,31 +1828,14 @@ async fn many_publishers_into_a_slow_subscriber_lose_nothing() {
     for s in sending {
         tokio::time::timeout(WAIT, s).await.unwrap().unwrap();
     }
-    assert_eq!(
-        b.broker
-            .stats()
-            .messages_dropped
-            .load(std::sync::atomic::Ordering::Relaxed),
-        0
-    );
+    assert_eq!(dropped(&b), 0);
     b.broker.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_subscriber_slows_the_publisher_instead_of_losing_messages() {
-    let config = BrokerConfig {
-        mailbox_limit: 200,
-        ..Default::default()
-    };
-    let b = start(config).await;
     let v = ProtocolVersion::V5;
-    let (sub, mut messages) = b
-        .client(&b.url(), v, "slow")
-        .incoming_capacity(16)
-        .connect()
-        .await
-        .unwrap();
-    sub.subscribe("slow/#", QoS::AtLeastOnce).await.unwrap();
+    let (b, _sub, mut messages) = slow_subscriber(v, "slow", "slow/#").await;
     let (publisher, _) = b
         .client(&b.url(), v, "fast")
         .queue_limit(5000)
@@ -1879,12 +1880,6 @@ async fn a_slow_subscriber_slows_the_publisher_instead_of_losing_messages() {
         assert_eq!(m.payload(), i.to_be_bytes());
     }
     tokio::time::timeout(WAIT, sending).await.unwrap().unwrap();
-    assert_eq!(
-        b.broker
-            .stats()
-            .messages_dropped
-            .load(std::sync::atomic::Ordering::Relaxed),
-        0
-    );
+    assert_eq!(dropped(&b), 0);
     b.broker.shutdown().await;
 }

@@ -13,6 +13,9 @@ pub struct Listener {
     tcp: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     handshake_timeout: Duration,
+    /// The bound address when it names one interface: every connection's
+    /// local address then (no `getsockname` per connection).
+    bound: Option<SocketAddr>,
 }
 
 impl Listener {
@@ -25,8 +28,11 @@ impl Listener {
             Some(t) => Some(tokio_rustls::TlsAcceptor::from(t.config()?)),
             None => None,
         };
+        let tcp = TcpListener::bind(addr).await?;
+        let bound = tcp.local_addr().ok().filter(|a| !a.ip().is_unspecified());
         Ok(Listener {
-            tcp: TcpListener::bind(addr).await?,
+            bound,
+            tcp,
             tls,
             handshake_timeout: Duration::from_secs(10),
         })
@@ -60,6 +66,7 @@ impl Listener {
         Ok(Incoming {
             stream,
             peer,
+            local: self.bound,
             tls: self.tls.clone(),
             handshake_timeout: self.handshake_timeout,
         })
@@ -70,6 +77,7 @@ impl Listener {
 pub struct Incoming {
     stream: TcpStream,
     peer: SocketAddr,
+    local: Option<SocketAddr>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     handshake_timeout: Duration,
 }
@@ -82,7 +90,10 @@ impl Incoming {
 
     /// Completes the connection (the TLS handshake, on a TLS listener).
     pub async fn establish(self) -> Result<Connection, TransportError> {
-        let local = self.stream.local_addr()?;
+        let local = match self.local {
+            Some(a) => a,
+            None => self.stream.local_addr()?,
+        };
         let mut info = ConnectionInfo::tcp(self.peer, local);
         let Some(acceptor) = self.tls else {
             return Ok(Connection::new(self.stream, info));
