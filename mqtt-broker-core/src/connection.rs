@@ -224,6 +224,9 @@ pub(crate) struct Conn {
     /// The last burst found a subscriber's mailbox filling up: route one
     /// message at a time.
     pressure: bool,
+    /// Copies routed since the loop last looked (how widely this
+    /// publisher's messages fan out).
+    routed_copies: usize,
     /// A subscriber's mailbox this publisher filled past its high-water
     /// mark: reading pauses until it drains (or is found stuck), so that
     /// acknowledged messages are not dropped for a merely slow subscriber.
@@ -269,6 +272,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         burst: Vec::new(),
         awaiting: Vec::new(),
         pressure: false,
+        routed_copies: 0,
         congested: None,
     };
     shared.stats.connections.fetch_add(1, Ordering::Relaxed);
@@ -299,9 +303,34 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         // in the buffer) as soon as a subscriber this publisher feeds falls
         // behind.
         let now = c.now();
+        let mut handled = 0;
+        c.routed_copies = 0;
         while c.congested.is_none() && !c.session.is_closed() && !c.rate.is_paused() {
             match c.session.handle_one(now, &mut rbuf) {
-                Ok(true) => c.handle_events().await,
+                Ok(true) => {
+                    c.handle_events().await;
+                    handled += 1;
+                    if handled % BURST == 0 {
+                        // What is ready (acknowledgements) goes out now if
+                        // the socket takes it at once: the client sends more
+                        // while the rest of the buffer is handled. Not when
+                        // the messages fan out widely: the deliveries are
+                        // then most of the work, and bigger bursts do it
+                        // more cheaply.
+                        c.route_burst();
+                        let wide = std::mem::take(&mut c.routed_copies) > BURST;
+                        fill_out(&mut c, &mut out);
+                        c.handle_events().await;
+                        if !wide && is_durable(&shared, c.wait_for) && !out.is_empty() {
+                            let written = futures_util::FutureExt::now_or_never(out.write(&mut wr));
+                            if let Some(r) = written
+                                && !wrote(r, &shared, &mut c, &mut out, &mut read_open)
+                            {
+                                break;
+                            }
+                        }
+                    }
+                }
                 Ok(false) => break,
                 Err(e) => {
                     debug!(%peer, error = %e, "closing the connection");
@@ -312,17 +341,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         c.handle_events().await;
         c.route_burst();
         c.fill_from_mailbox();
-        let version = c.session.version();
-        let now = c.now();
-        while out.len < WRITE_HIGH {
-            let Some(p) = c.session.poll_transmit(now) else {
-                break;
-            };
-            if let Packet::Publish(_) = &p {
-                shared.stats.messages_sent.fetch_add(1, Ordering::Relaxed);
-            }
-            out.push(p, version);
-        }
+        fill_out(&mut c, &mut out);
         if out.chunks.len() > BURST_CHUNKS {
             keep_buffers_until = Some(c.clock + KEEP_BUFFERS);
         }
@@ -390,10 +409,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
             break;
         }
         // Acknowledgements go out once the store has what they promise.
-        let durable = shared
-            .persist
-            .as_ref()
-            .is_none_or(|p| p.is_committed(c.wait_for));
+        let durable = is_durable(&shared, c.wait_for);
         if let Some(p) = &shared.persist
             && p.has_failed()
             && !out.is_empty()
@@ -430,17 +446,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
                 }
             }
             r = out.write(&mut wr), if !out.is_empty() && durable => {
-                match r {
-                    Ok(n) => {
-                        shared.stats.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        debug!(%peer, error = %e, "write failed");
-                        c.session.connection_lost();
-                        read_open = false;
-                        out = OutQueue::new();
-                    }
-                }
+                wrote(r, &shared, &mut c, &mut out, &mut read_open);
             }
             r = rd.read_buf(&mut rbuf), if read_open && c.ended.is_none() && !c.session.is_closed() && out.len < WRITE_HIGH && congested.is_none() && throttled.is_none() => {
                 match r {
@@ -491,6 +497,57 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
     c.finish();
     shared.stats.connections.fetch_sub(1, Ordering::Relaxed);
     debug!(%peer, "connection closed");
+}
+
+/// Moves what the session has to send into `out`, up to its high-water mark.
+fn fill_out(c: &mut Conn, out: &mut OutQueue) {
+    let version = c.session.version();
+    let now = c.now();
+    while out.len < WRITE_HIGH {
+        let Some(p) = c.session.poll_transmit(now) else {
+            break;
+        };
+        if let Packet::Publish(_) = &p {
+            c.shared.stats.messages_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        out.push(p, version);
+    }
+}
+
+/// Whether the store holds the batch `ticket` (always, without a store):
+/// what was written to the session since may go out.
+fn is_durable(shared: &Shared, ticket: Ticket) -> bool {
+    shared
+        .persist
+        .as_ref()
+        .is_none_or(|p| p.is_committed(ticket))
+}
+
+/// Accounts for a write; a failed one ends the connection. Returns
+/// whether it succeeded.
+fn wrote(
+    r: std::io::Result<usize>,
+    shared: &Shared,
+    c: &mut Conn,
+    out: &mut OutQueue,
+    read_open: &mut bool,
+) -> bool {
+    match r {
+        Ok(n) => {
+            shared
+                .stats
+                .bytes_sent
+                .fetch_add(n as u64, Ordering::Relaxed);
+            true
+        }
+        Err(e) => {
+            debug!(peer = %c.info.peer_addr, error = %e, "write failed");
+            c.session.connection_lost();
+            *read_open = false;
+            *out = OutQueue::new();
+            false
+        }
+    }
 }
 
 /// A token bucket for [`Limits::max_publish_rate`](crate::Limits):
@@ -1110,6 +1167,7 @@ impl Conn {
         drop(state);
         self.burst.clear();
         self.pressure = routed.pressure;
+        self.routed_copies += routed.copies;
         if routed.dropped > 0 {
             self.shared
                 .stats

@@ -116,6 +116,8 @@ pub(crate) struct Routed {
     /// many publishers together cannot carry it far past its high-water
     /// mark before each of them pauses.
     pub(crate) pressure: bool,
+    /// Copies queued.
+    pub(crate) copies: usize,
 }
 
 /// A Will waiting for its delay (or for its session to end).
@@ -417,7 +419,10 @@ impl State {
                 .mailbox
                 .push_all(copies, now, online, |queued, pushed| {
                     match pushed {
-                        Push::Queued { congested: c } => congested |= c,
+                        Push::Queued { congested: c } => {
+                            congested |= c;
+                            routed.copies += 1;
+                        }
                         Push::Dropped { first } => {
                             dropped += 1;
                             first_drop |= first;
