@@ -71,6 +71,9 @@ struct OutQueue {
     /// The bytes of every [`Chunk::Inline`], in order.
     inline: BytesMut,
     len: usize,
+    /// Everything was written but the flush did not finish (its future
+    /// was dropped): the next write flushes.
+    unflushed: bool,
 }
 
 /// A piece of what is queued.
@@ -90,6 +93,7 @@ impl OutQueue {
             chunks: VecDeque::new(),
             inline: BytesMut::new(),
             len: 0,
+            unflushed: false,
         }
     }
 
@@ -123,12 +127,22 @@ impl OutQueue {
         }
     }
 
+    /// Nothing to write or flush.
     fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len == 0 && !self.unflushed
     }
 
-    /// One vectored write of what is queued.
+    /// One vectored write of what is queued; once all is written, a flush
+    /// (which may be dropped part way and is then taken up by the next
+    /// call).
     async fn write<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> std::io::Result<usize> {
+        if self.len == 0 {
+            if self.unflushed {
+                w.flush().await?;
+                self.unflushed = false;
+            }
+            return Ok(0);
+        }
         let n = {
             // (On the heap: the connection's future stays small.)
             let mut at = 0;
@@ -177,7 +191,9 @@ impl OutQueue {
         if self.chunks.is_empty() {
             self.inline.clear();
             // A WebSocket connection sends what was written as a frame.
+            self.unflushed = true;
             w.flush().await?;
+            self.unflushed = false;
         }
         Ok(n)
     }
@@ -1478,5 +1494,65 @@ mod size_tests {
         let task = serve(broker.shared_for_tests(), conn);
         let size = std::mem::size_of_val(&task);
         assert!(size <= 2600, "the connection future grew to {size} B");
+    }
+}
+
+#[cfg(test)]
+mod out_queue_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::{
+        pin::Pin,
+        task::{Context, Poll},
+    };
+
+    /// Takes every byte; its first flush is pending.
+    #[derive(Default)]
+    struct SlowFlush {
+        written: Vec<u8>,
+        flushes: usize,
+        flushed: usize,
+    }
+
+    impl AsyncWrite for SlowFlush {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.written.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            self.flushes += 1;
+            if self.flushes == 1 {
+                Poll::Pending
+            } else {
+                self.flushed = self.written.len();
+                Poll::Ready(Ok(()))
+            }
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A write given up during its flush (as the loop's early write does)
+    /// leaves the queue owing a flush, which the next write makes: a
+    /// WebSocket frame or TLS record is never left unsent.
+    #[tokio::test]
+    async fn a_flush_given_up_is_made_by_the_next_write() {
+        let mut out = OutQueue::new();
+        out.push(Packet::PingResp, mqtt_codec::ProtocolVersion::V3_1_1);
+        let mut w = SlowFlush::default();
+        let first = futures_util::FutureExt::now_or_never(out.write(&mut w));
+        assert!(first.is_none(), "the flush is pending");
+        assert_eq!(w.written, [0xD0, 0]);
+        assert!(!out.is_empty(), "a flush is owed");
+        assert_eq!(out.write(&mut w).await.unwrap(), 0);
+        assert_eq!(w.flushed, 2);
+        assert!(out.is_empty());
     }
 }
