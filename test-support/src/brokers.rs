@@ -59,16 +59,39 @@ impl Mosquitto {
             free_port()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let port = free_port();
+        let mut m = Mosquitto {
+            program,
+            dir,
+            port: 0,
+            tls_port: None,
+            ca: None,
+            child: None,
+        };
+        // A port found free can be taken (by another test's connection)
+        // before mosquitto binds it; mosquitto then exits, and the ports
+        // are chosen again.
+        for _ in 0..5 {
+            m.configure(tls, extra);
+            if m.spawn().await {
+                return Some(m);
+            }
+        }
+        panic!("mosquitto did not start: {}", m.log());
+    }
+
+    /// Picks ports and writes the configuration.
+    fn configure(&mut self, tls: bool, extra: &str) {
+        let dir = &self.dir;
+        self.port = free_port();
         let mut conf = format!(
             // `user root`: when the tests run as root, mosquitto would otherwise
             // switch to the `mosquitto` user, who cannot write in `dir`.
             "per_listener_settings false\nallow_anonymous true\nuser root\npersistence true\n\
              persistence_location {d}/\nlog_dest file {d}/mosquitto.log\nlog_type all\n\
              listener {port} 127.0.0.1\n",
-            d = dir.display()
+            d = dir.display(),
+            port = self.port,
         );
-        let (mut tls_port, mut ca) = (None, None);
         if tls {
             let authority = Ca::new("mosquitto test CA");
             let leaf = authority.issue("localhost", &["localhost"]);
@@ -80,37 +103,48 @@ impl Mosquitto {
                 "listener {p} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/cert.pem\nkeyfile {d}/key.pem\n",
                 d = dir.display()
             ));
-            tls_port = Some(p);
-            ca = Some(authority);
+            self.tls_port = Some(p);
+            self.ca = Some(authority);
         }
         conf.push_str(extra);
         std::fs::write(dir.join("mosquitto.conf"), conf).unwrap();
-        let mut m = Mosquitto {
-            program,
-            dir,
-            port,
-            tls_port,
-            ca,
-            child: None,
-        };
-        m.spawn().await;
-        Some(m)
     }
 
-    async fn spawn(&mut self) {
-        self.child = Some(
-            Command::new(&self.program)
-                .arg("-c")
-                .arg(self.dir.join("mosquitto.conf"))
-                .kill_on_drop(true)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        wait_for_port(self.port).await;
-        if let Some(p) = self.tls_port {
-            wait_for_port(p).await;
+    /// Starts the process and waits until it listens; `false` if it exited
+    /// instead (a port was taken).
+    async fn spawn(&mut self) -> bool {
+        // Mosquitto logs "running" once every listener is bound.
+        let runs = self.log().matches(" running").count();
+        let mut child = Command::new(&self.program)
+            .arg("-c")
+            .arg(self.dir.join("mosquitto.conf"))
+            .kill_on_drop(true)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let ports = [Some(self.port), self.tls_port];
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                return false;
+            }
+            let mut listening = self.log().matches(" running").count() > runs;
+            for p in ports.into_iter().flatten() {
+                listening &= tokio::net::TcpStream::connect(("127.0.0.1", p))
+                    .await
+                    .is_ok();
+            }
+            if listening {
+                self.child = Some(child);
+                return true;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "mosquitto does not listen on port {}",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -140,7 +174,10 @@ impl Mosquitto {
     /// Stops it gracefully, then starts it again on the same ports.
     pub async fn restart(&mut self) {
         self.stop().await;
-        self.spawn().await;
+        assert!(
+            self.spawn().await,
+            "mosquitto did not start again on its ports"
+        );
     }
 
     /// Its log so far.
