@@ -644,6 +644,33 @@ mod tests {
         out
     }
 
+    /// A connected subscriber's mailbox past a sixteenth of its bound puts
+    /// its publishers under pressure (they then route one message at a
+    /// time); the publisher's own mailbox does not count.
+    #[test]
+    fn a_filling_mailbox_reports_pressure() {
+        // Sessions c0 (the publisher, No Local) and c1, both online and
+        // subscribed to everything.
+        let subs = [(0, 3, 1, true, 0), (1, 3, 1, false, 0)];
+        let mut state = state(&subs, &[true, true]);
+        state.mailbox_limit = 160;
+        for r in state.sessions.values_mut() {
+            r.mailbox = Arc::new(Mailbox::new(160));
+        }
+        let message =
+            |i: usize| Publish::new(TopicName::from_static("a/b").unwrap(), format!("{i}"));
+        let now = Instant::now();
+        let few: Vec<Publish> = (0..9).map(message).collect();
+        assert!(!state.route_burst(Some("c0"), &few, now).pressure);
+        // 10 of 160 in c1's mailbox now.
+        let routed = state.route_burst(Some("c0"), &[message(9)], now);
+        assert!(routed.pressure);
+        assert_eq!(routed.copies, 1);
+        // From c1: c0's mailbox holds one message, and c1's own filling
+        // mailbox does not hold c1 back.
+        assert!(!state.route_burst(Some("c1"), &[message(10)], now).pressure);
+    }
+
     proptest! {
         /// Routing a burst leaves every mailbox as routing its messages one
         /// by one does: same copies, same order, same shared-group picks.
