@@ -259,6 +259,15 @@ impl Conn {
     fn to_instant(&self, t: mqtt_session::Instant) -> Instant {
         self.epoch + t.since_origin()
     }
+
+    /// Whether the store holds the batch this connection waits for (always,
+    /// without a store): what was written to the session since may go out.
+    fn durable(&self) -> bool {
+        self.shared
+            .persist
+            .as_ref()
+            .is_none_or(|p| p.is_committed(self.wait_for))
+    }
 }
 
 /// Serves one established connection until it closes.
@@ -337,13 +346,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
                         let wide = std::mem::take(&mut c.routed_copies) > BURST;
                         fill_out(&mut c, &mut out);
                         c.handle_events().await;
-                        if !wide && is_durable(&shared, c.wait_for) && !out.is_empty() {
-                            let written = futures_util::FutureExt::now_or_never(out.write(&mut wr));
-                            if let Some(r) = written
-                                && !wrote(r, &shared, &mut c, &mut out, &mut read_open)
-                            {
-                                break;
-                            }
+                        if !wide && !write_now(&mut c, &mut out, &mut wr, &mut read_open) {
+                            break;
                         }
                     }
                 }
@@ -425,7 +429,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
             break;
         }
         // Acknowledgements go out once the store has what they promise.
-        let durable = is_durable(&shared, c.wait_for);
+        let durable = c.durable();
         if let Some(p) = &shared.persist
             && p.has_failed()
             && !out.is_empty()
@@ -462,7 +466,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
                 }
             }
             r = out.write(&mut wr), if !out.is_empty() && durable => {
-                wrote(r, &shared, &mut c, &mut out, &mut read_open);
+                wrote(r, &mut c, &mut out, &mut read_open);
             }
             r = rd.read_buf(&mut rbuf), if read_open && c.ended.is_none() && !c.session.is_closed() && out.len < WRITE_HIGH && congested.is_none() && throttled.is_none() => {
                 match r {
@@ -530,27 +534,35 @@ fn fill_out(c: &mut Conn, out: &mut OutQueue) {
     }
 }
 
-/// Whether the store holds the batch `ticket` (always, without a store):
-/// what was written to the session since may go out.
-fn is_durable(shared: &Shared, ticket: Ticket) -> bool {
-    shared
-        .persist
-        .as_ref()
-        .is_none_or(|p| p.is_committed(ticket))
+/// Writes what is queued if the store allows it and the socket takes it
+/// at once (a write that would wait is left to the loop). Returns `false`
+/// when the write failed and the connection is over.
+fn write_now<W: AsyncWrite + Unpin>(
+    c: &mut Conn,
+    out: &mut OutQueue,
+    wr: &mut W,
+    read_open: &mut bool,
+) -> bool {
+    if out.is_empty() || !c.durable() {
+        return true;
+    }
+    match futures_util::FutureExt::now_or_never(out.write(wr)) {
+        Some(r) => wrote(r, c, out, read_open),
+        None => true,
+    }
 }
 
 /// Accounts for a write; a failed one ends the connection. Returns
 /// whether it succeeded.
 fn wrote(
     r: std::io::Result<usize>,
-    shared: &Shared,
     c: &mut Conn,
     out: &mut OutQueue,
     read_open: &mut bool,
 ) -> bool {
     match r {
         Ok(n) => {
-            shared
+            c.shared
                 .stats
                 .bytes_sent
                 .fetch_add(n as u64, Ordering::Relaxed);
@@ -1453,12 +1465,9 @@ impl Conn {
         }
         // The sweeper looks at every session: it is woken only for a
         // deadline before its next run, not once per connection that ends.
-        let wake = deadline.filter(|&d| state.sweep_at.is_none_or(|s| d < s));
-        if let Some(d) = wake {
-            state.sweep_at = Some(d);
-        }
+        let wake = deadline.is_some_and(|d| state.schedule_sweep(d));
         drop(state);
-        if wake.is_some() {
+        if wake {
             self.shared.wake_sweeper();
         }
     }

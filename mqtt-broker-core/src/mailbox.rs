@@ -21,12 +21,22 @@ pub(crate) struct Queued {
     pub(crate) seq: u64,
 }
 
+/// How full a mailbox is.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Level {
+    /// Above the high-water mark (see [`Mailbox::is_congested`]).
+    pub(crate) congested: bool,
+    /// Past a sixteenth of its bound: its publishers should route one
+    /// message at a time, so that many of them together cannot carry it
+    /// far past its high-water mark before each pauses.
+    pub(crate) filling: bool,
+}
+
 /// What [`Mailbox::push`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Push {
-    /// Queued (`congested`: it is now above the high-water mark, see
-    /// [`Mailbox::is_congested`]).
-    Queued { congested: bool },
+    /// Queued.
+    Queued,
     /// QoS 0 for an offline session: not kept.
     Skipped,
     /// Over the limit: dropped (`first`: the first drop for this session).
@@ -81,14 +91,14 @@ impl Mailbox {
 
     /// Queues messages in order under one lock, as [`push`](Self::push)
     /// does each; `report` hears what became of each (with the queued
-    /// message, when it was queued). Returns how many messages it then holds.
+    /// message, when it was queued). Returns how full it then is.
     pub(crate) fn push_all(
         &self,
         items: impl Iterator<Item = (Publish, u64)>,
         at: Instant,
         online: bool,
         mut report: impl FnMut(Option<&Queued>, Push),
-    ) -> usize {
+    ) -> Level {
         let mut q = self.lock();
         let was_empty = q.is_empty();
         for (publish, seq) in items {
@@ -107,8 +117,7 @@ impl Mailbox {
                 self.progress_ms.store(ms, Ordering::Relaxed);
             }
             q.push_back(Queued { publish, at, seq });
-            let congested = q.len() >= self.limit / 2;
-            report(q.back(), Push::Queued { congested });
+            report(q.back(), Push::Queued);
         }
         let wake = online && was_empty && !q.is_empty();
         let len = q.len();
@@ -119,7 +128,10 @@ impl Mailbox {
         if wake {
             self.notify.notify();
         }
-        len
+        Level {
+            congested: len >= self.limit / 2,
+            filling: len >= self.limit / 16,
+        }
     }
 
     /// Above the high-water mark (half the limit): publishers routing to it

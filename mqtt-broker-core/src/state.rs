@@ -111,10 +111,8 @@ pub(crate) struct Routed {
     pub(crate) dropped: u64,
     /// A connected session's mailbox above its high-water mark.
     pub(crate) congested: Option<Arc<Mailbox>>,
-    /// A connected session's mailbox holds more than a sixteenth of its
-    /// bound: the publisher should route one message at a time, so that
-    /// many publishers together cannot carry it far past its high-water
-    /// mark before each of them pauses.
+    /// A connected session's mailbox is filling up
+    /// ([`Level::filling`](crate::mailbox::Level)).
     pub(crate) pressure: bool,
     /// Copies queued.
     pub(crate) copies: usize,
@@ -162,6 +160,17 @@ impl State {
             last_seq: 0,
             sweep_at: None,
         }
+    }
+
+    /// Notes a new deadline (a session's expiry, a will's delay); returns
+    /// whether the sweeper must be woken for it, which is only when it
+    /// comes before the sweeper's next run.
+    pub(crate) fn schedule_sweep(&mut self, at: Instant) -> bool {
+        let sooner = self.sweep_at.is_none_or(|s| at < s);
+        if sooner {
+            self.sweep_at = Some(at);
+        }
+        sooner
     }
 
     /// Journals a change, when storing.
@@ -412,17 +421,13 @@ impl State {
                 };
                 (out, seq)
             });
-            let mut congested = false;
             let mut dropped = 0;
             let mut first_drop = false;
-            let len = record
+            let level = record
                 .mailbox
                 .push_all(copies, now, online, |queued, pushed| {
                     match pushed {
-                        Push::Queued { congested: c } => {
-                            congested |= c;
-                            routed.copies += 1;
-                        }
+                        Push::Queued => routed.copies += 1,
                         Push::Dropped { first } => {
                             dropped += 1;
                             first_drop |= first;
@@ -441,13 +446,13 @@ impl State {
                         ));
                     }
                 });
-            if online && from != Some(&**key) && len >= *mailbox_limit / 16 {
+            if online && from != Some(&**key) && level.filling {
                 routed.pressure = true;
             }
             if online
                 && routed.congested.is_none()
                 && from != Some(&**key)
-                && (congested || dropped > 0)
+                && (level.congested || dropped > 0)
                 && !record.mailbox.is_stuck(now)
             {
                 routed.congested = Some(record.mailbox.clone());

@@ -196,6 +196,20 @@ pub struct ServerSession {
     disconnect_expiry: Option<u32>,
 }
 
+/// Queues an event, unless it is about a [`RequestId::UNTRACKED`] message.
+fn report(events: &mut VecDeque<ServerEvent>, event: ServerEvent) {
+    let untracked = matches!(
+        event,
+        ServerEvent::Assigned { request, .. }
+            | ServerEvent::Received { request, .. }
+            | ServerEvent::Delivered { request, .. }
+            if request == RequestId::UNTRACKED
+    );
+    if !untracked {
+        events.push_back(event);
+    }
+}
+
 /// What a [`ServerSession`] keeps of the CONNECT.
 #[derive(Clone, Copy, Debug)]
 struct ConnectTerms {
@@ -459,20 +473,20 @@ impl ServerSession {
             } => {
                 self.transmit.extend(send);
                 self.events.extend(deliver.map(ServerEvent::Message));
-                if let Some((request, packet_id)) = received
-                    && request != RequestId::UNTRACKED
-                {
-                    self.events
-                        .push_back(ServerEvent::Received { request, packet_id });
+                if let Some((request, packet_id)) = received {
+                    report(
+                        &mut self.events,
+                        ServerEvent::Received { request, packet_id },
+                    );
                 }
                 if let Some(packet_id) = released {
                     self.events.push_back(ServerEvent::Released { packet_id });
                 }
-                if let Some((request, outcome)) = completed
-                    && request != RequestId::UNTRACKED
-                {
-                    self.events
-                        .push_back(ServerEvent::Delivered { request, outcome });
+                if let Some((request, outcome)) = completed {
+                    report(
+                        &mut self.events,
+                        ServerEvent::Delivered { request, outcome },
+                    );
                 }
                 return Ok(());
             }
@@ -584,15 +598,17 @@ impl ServerSession {
         } else {
             0
         };
-        let cp = &connect;
         self.inbound_aliases = InboundAliases::new(alias_max);
         self.outbound_aliases = OutboundAliases::new(if v5 && o.outgoing_topic_aliases {
-            cp.topic_alias_maximum.unwrap_or(0)
+            connect.topic_alias_maximum.unwrap_or(0)
         } else {
             0
         });
-        self.client_max_packet = cp.maximum_packet_size.filter(|_| v5).map(NonZeroU32::get);
-        let receive_maximum = cp
+        self.client_max_packet = connect
+            .maximum_packet_size
+            .filter(|_| v5)
+            .map(NonZeroU32::get);
+        let receive_maximum = connect
             .receive_maximum
             .filter(|_| v5)
             .map_or(u16::MAX, NonZeroU16::get);
@@ -768,19 +784,22 @@ impl ServerSession {
                 1,
                 |f| match f {
                     Fill::Send(p) => transmit.push_back(p),
-                    Fill::Refused(RequestId::UNTRACKED)
-                    | Fill::SentAtMostOnce(RequestId::UNTRACKED)
-                    | Fill::Assigned(RequestId::UNTRACKED, _) => {}
-                    Fill::Refused(request) => events.push_back(ServerEvent::Delivered {
-                        request,
-                        outcome: Outcome::Dropped,
-                    }),
-                    Fill::SentAtMostOnce(request) => events.push_back(ServerEvent::Delivered {
-                        request,
-                        outcome: Outcome::Delivered(mqtt_codec::PubAckReason::Success),
-                    }),
+                    Fill::Refused(request) => report(
+                        events,
+                        ServerEvent::Delivered {
+                            request,
+                            outcome: Outcome::Dropped,
+                        },
+                    ),
+                    Fill::SentAtMostOnce(request) => report(
+                        events,
+                        ServerEvent::Delivered {
+                            request,
+                            outcome: Outcome::Delivered(mqtt_codec::PubAckReason::Success),
+                        },
+                    ),
                     Fill::Assigned(request, packet_id) => {
-                        events.push_back(ServerEvent::Assigned { request, packet_id })
+                        report(events, ServerEvent::Assigned { request, packet_id })
                     }
                 },
                 |p| max.is_none_or(|m| p.encoded_len(version) <= m as usize),
