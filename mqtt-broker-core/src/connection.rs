@@ -74,6 +74,16 @@ struct OutQueue {
     /// Everything was written but the flush did not finish (its future
     /// was dropped): the next write flushes.
     unflushed: bool,
+    /// Bytes written so far: positions in the connection's output.
+    written: u64,
+    /// The bytes before this position wait for at most the tickets in
+    /// `holds`; those after it are not yet known to be writable.
+    required_to: u64,
+    /// From each position on, the bytes wait for this store batch
+    /// (positions and tickets ascending): an acknowledgement goes out once
+    /// the batch holding what it promises is durable, without waiting for
+    /// batches that later messages went into.
+    holds: VecDeque<(u64, Ticket)>,
 }
 
 /// A piece of what is queued.
@@ -94,7 +104,53 @@ impl OutQueue {
             inline: BytesMut::new(),
             len: 0,
             unflushed: false,
+            written: 0,
+            required_to: 0,
+            holds: VecDeque::new(),
         }
+    }
+
+    /// Where the bytes queued so far end.
+    fn end(&self) -> u64 {
+        self.written + self.len as u64
+    }
+
+    /// The bytes queued since the last call wait for `ticket` (the
+    /// connection's latest, which covers every change they depend on);
+    /// until this is called for them they are not written.
+    fn require(&mut self, ticket: Ticket) {
+        let end = self.end();
+        if end == self.required_to {
+            return;
+        }
+        if ticket > self.holds.back().map_or(0, |h| h.1) {
+            self.holds.push_back((self.required_to, ticket));
+        }
+        self.required_to = end;
+    }
+
+    /// The store committed batches up to `committed`: what waited for them
+    /// may go out.
+    fn release(&mut self, committed: Ticket) {
+        while self.holds.front().is_some_and(|h| h.1 <= committed) {
+            self.holds.pop_front();
+        }
+    }
+
+    /// The store batch the next bytes wait for, if any do.
+    fn blocked_on(&self) -> Option<Ticket> {
+        self.holds.front().map(|h| h.1)
+    }
+
+    /// Bytes that may be written now.
+    fn writable(&self) -> usize {
+        let limit = self.holds.front().map_or(self.required_to, |h| h.0);
+        limit.min(self.required_to).saturating_sub(self.written) as usize
+    }
+
+    /// Something may be written or flushed now.
+    fn can_write(&self) -> bool {
+        self.writable() > 0 || self.unflushed
     }
 
     fn push(&mut self, packet: Packet, version: mqtt_codec::ProtocolVersion) {
@@ -132,11 +188,13 @@ impl OutQueue {
         self.len == 0 && !self.unflushed
     }
 
-    /// One vectored write of what is queued; once all is written, a flush
-    /// (which may be dropped part way and is then taken up by the next
-    /// call).
+    /// One vectored write of what may be written (see
+    /// [`writable`](OutQueue::writable)); once all of that is written, a
+    /// flush (which may be dropped part way and is then taken up by the
+    /// next call).
     async fn write<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> std::io::Result<usize> {
-        if self.len == 0 {
+        let writable = self.writable();
+        if writable == 0 {
             if self.unflushed {
                 w.flush().await?;
                 self.unflushed = false;
@@ -146,17 +204,23 @@ impl OutQueue {
         let n = {
             // (On the heap: the connection's future stays small.)
             let mut at = 0;
+            let mut room = writable;
             let slices: Vec<IoSlice<'_>> = self
                 .chunks
                 .iter()
                 .take(MAX_SLICES)
-                .map(|chunk| match chunk {
-                    Chunk::Inline(m) => {
-                        let s = IoSlice::new(&self.inline[at..at + m]);
-                        at += m;
-                        s
-                    }
-                    Chunk::Shared(b) => IoSlice::new(b),
+                .map_while(|chunk| {
+                    let bytes = match chunk {
+                        Chunk::Inline(m) => {
+                            let s = &self.inline[at..at + m];
+                            at += m;
+                            s
+                        }
+                        Chunk::Shared(b) => b,
+                    };
+                    let take = bytes.len().min(room);
+                    room -= take;
+                    (take > 0).then(|| IoSlice::new(&bytes[..take]))
                 })
                 .collect();
             w.write_vectored(&slices).await?
@@ -165,6 +229,7 @@ impl OutQueue {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
         self.len -= n;
+        self.written += n as u64;
         let mut left = n;
         while left > 0 {
             let Some(front) = self.chunks.front_mut() else {
@@ -190,6 +255,8 @@ impl OutQueue {
         }
         if self.chunks.is_empty() {
             self.inline.clear();
+        }
+        if n == writable {
             // A WebSocket connection sends what was written as a frame.
             self.unflushed = true;
             w.flush().await?;
@@ -217,8 +284,8 @@ pub(crate) struct Conn {
     connect: Option<Arc<Connect>>,
     /// Authentication's state until the client is accepted.
     auth: AuthState,
-    /// The store's batch to wait for before writing: what was written to
-    /// the session since (acknowledgements) depends on it.
+    /// The store's latest batch holding this connection's changes: what
+    /// the session produced since (acknowledgements) waits for it.
     wait_for: Ticket,
     /// The publish rate limit's bucket.
     rate: RateLimit,
@@ -260,13 +327,21 @@ impl Conn {
         self.epoch + t.since_origin()
     }
 
-    /// Whether the store holds the batch this connection waits for (always,
-    /// without a store): what was written to the session since may go out.
-    fn durable(&self) -> bool {
-        self.shared
-            .persist
-            .as_ref()
-            .is_none_or(|p| p.is_committed(self.wait_for))
+    /// The last store batch committed (every one, without a store; none
+    /// once the store failed: nothing more is acknowledged).
+    fn committed(&self) -> Ticket {
+        match &self.shared.persist {
+            None => Ticket::MAX,
+            Some(p) if p.has_failed() => 0,
+            Some(p) => p.committed(),
+        }
+    }
+
+    /// Marks what `out` holds as waiting for this connection's changes so
+    /// far, and releases what the store has committed.
+    fn hold(&self, out: &mut OutQueue) {
+        out.require(self.wait_for);
+        out.release(self.committed());
     }
 }
 
@@ -399,6 +474,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
             read_size = IDLE_READ;
             out.inline = BytesMut::new();
             out.chunks = VecDeque::new();
+            out.holds = VecDeque::new();
             c.session.shrink_buffers();
             c.batch = VecDeque::new();
             // (Routed before anything is written: empty here.)
@@ -429,7 +505,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
             break;
         }
         // Acknowledgements go out once the store has what they promise.
-        let durable = c.durable();
+        c.hold(&mut out);
+        let blocked_on = out.blocked_on();
         if let Some(p) = &shared.persist
             && p.has_failed()
             && !out.is_empty()
@@ -450,7 +527,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
             .min();
         tokio::select! {
             biased;
-            _ = wait_commit(commits.as_mut(), c.wait_for), if !durable => {}
+            _ = wait_commit(commits.as_mut(), blocked_on.unwrap_or(0)), if blocked_on.is_some() => {}
             ctl = control.recv() => {
                 let Control::Kick { reason, handover, continues } = ctl;
                 if let Some(tx) = handover {
@@ -465,7 +542,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
                     c.session.disconnect(DisconnectReason::ServerShuttingDown);
                 }
             }
-            r = out.write(&mut wr), if !out.is_empty() && durable => {
+            r = out.write(&mut wr), if out.can_write() => {
                 wrote(r, &mut c, &mut out, &mut read_open);
             }
             r = rd.read_buf(&mut rbuf), if read_open && c.ended.is_none() && !c.session.is_closed() && out.len < WRITE_HIGH && congested.is_none() && throttled.is_none() => {
@@ -543,7 +620,8 @@ fn write_now<W: AsyncWrite + Unpin>(
     wr: &mut W,
     read_open: &mut bool,
 ) -> bool {
-    if out.is_empty() || !c.durable() {
+    c.hold(out);
+    if !out.can_write() {
         return true;
     }
     match futures_util::FutureExt::now_or_never(out.write(wr)) {
@@ -1555,6 +1633,7 @@ mod out_queue_tests {
     async fn a_flush_given_up_is_made_by_the_next_write() {
         let mut out = OutQueue::new();
         out.push(Packet::PingResp, mqtt_codec::ProtocolVersion::V3_1_1);
+        out.require(0);
         let mut w = SlowFlush::default();
         let first = futures_util::FutureExt::now_or_never(out.write(&mut w));
         assert!(first.is_none(), "the flush is pending");
@@ -1563,5 +1642,42 @@ mod out_queue_tests {
         assert_eq!(out.write(&mut w).await.unwrap(), 0);
         assert_eq!(w.flushed, 2);
         assert!(out.is_empty());
+    }
+
+    /// Each acknowledgement waits for the store batch its message went
+    /// into, not for later batches: with batch 2 still being written, what
+    /// batch 1 made durable goes out, and is flushed (a WebSocket frame),
+    /// while the rest waits.
+    #[tokio::test]
+    async fn acknowledgements_wait_only_for_their_own_batch() {
+        use mqtt_codec::{PacketId, PubAck};
+        let v = mqtt_codec::ProtocolVersion::V3_1_1;
+        let ack = |id| Packet::PubAck(PubAck::new(PacketId::new(id).unwrap()));
+        let mut out = OutQueue::new();
+        let mut w = SlowFlush::default();
+        w.flushes = 1; // flushes complete
+        out.push(ack(1), v);
+        assert!(!out.can_write(), "not known to be writable before require");
+        out.require(1);
+        out.push(ack(2), v);
+        out.push(ack(3), v);
+        out.require(2);
+        out.release(0);
+        assert!(!out.can_write());
+        assert_eq!(out.blocked_on(), Some(1));
+        out.release(1);
+        assert_eq!(out.blocked_on(), Some(2));
+        assert_eq!(out.write(&mut w).await.unwrap(), 4);
+        assert_eq!(w.written, [0x40, 2, 0, 1]);
+        assert_eq!(w.flushed, 4, "what may go out is flushed");
+        assert!(!out.can_write() && !out.is_empty());
+        // A later packet with no newer change waits behind batch 2 too.
+        out.push(ack(4), v);
+        out.require(2);
+        out.release(2);
+        assert_eq!(out.blocked_on(), None);
+        assert_eq!(out.write(&mut w).await.unwrap(), 12);
+        assert!(out.is_empty());
+        assert_eq!(w.written.len(), 16);
     }
 }

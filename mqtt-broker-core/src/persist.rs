@@ -89,9 +89,9 @@ impl Persister {
         }
     }
 
-    /// Whether the batch `ticket` is committed.
-    pub(crate) fn is_committed(&self, ticket: Ticket) -> bool {
-        *self.committed.borrow() >= ticket
+    /// The last batch committed.
+    pub(crate) fn committed(&self) -> Ticket {
+        *self.committed.borrow()
     }
 
     /// Whether a commit failed (the store is unusable).
