@@ -1654,8 +1654,11 @@ mod out_queue_tests {
         let v = mqtt_codec::ProtocolVersion::V3_1_1;
         let ack = |id| Packet::PubAck(PubAck::new(PacketId::new(id).unwrap()));
         let mut out = OutQueue::new();
-        let mut w = SlowFlush::default();
-        w.flushes = 1; // flushes complete
+        // (Past its first flush: flushes complete.)
+        let mut w = SlowFlush {
+            flushes: 1,
+            ..SlowFlush::default()
+        };
         out.push(ack(1), v);
         assert!(!out.can_write(), "not known to be writable before require");
         out.require(1);
