@@ -534,6 +534,17 @@ impl Broker {
     pub async fn shutdown(&self) {
         info!("shutting down");
         let _ = self.shared.shutdown.send(true);
+        // Busy connections see the flag; idle ones wait on their control
+        // slot alone (every idle connection has an accepted session).
+        for record in self.shared.lock().sessions.values() {
+            if let Some(live) = &record.live {
+                let _ = live.control.send(crate::state::Control::Kick {
+                    reason: mqtt_codec::DisconnectReason::ServerShuttingDown,
+                    handover: None,
+                    continues: false,
+                });
+            }
+        }
         let deadline = tokio::time::Instant::now() + self.shared.config.shutdown_timeout;
         loop {
             let next = {

@@ -345,13 +345,42 @@ impl Conn {
     }
 }
 
+/// What a connection's loop keeps between turns besides the [`Conn`]:
+/// its socket halves, buffers and waits.
+struct Link {
+    rd: tokio::io::ReadHalf<Connection>,
+    wr: tokio::io::WriteHalf<Connection>,
+    rbuf: BytesMut,
+    read_size: usize,
+    keep_buffers_until: Option<Instant>,
+    out: OutQueue,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    read_open: bool,
+    closing_since: Option<Instant>,
+    commits: Option<tokio::sync::watch::Receiver<u64>>,
+}
+
+/// How a run of the connection's busy loop ended.
+enum Turn {
+    /// Nothing to do but wait for the peer, a message, a control or the
+    /// keep-alive deadline: the connection parks.
+    Idle,
+    /// The connection is over.
+    Closed,
+}
+
 /// Serves one established connection until it closes.
+///
+/// The task's own future stays small: the connection's state is on the
+/// heap, the busy loop (with its many waits) is a boxed future that exists
+/// only while there is work, and an idle connection waits in [`park`],
+/// which holds a timer and little else.
 pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
     let id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
     let info = conn.shared_info();
     let epoch = Instant::now();
     let session = ServerSession::new(shared.config.session.clone(), mqtt_session::Instant::ZERO);
-    let mut c = Conn {
+    let mut c = Box::new(Conn {
         shared: shared.clone(),
         id,
         info,
@@ -374,21 +403,35 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         pressure: false,
         routed_copies: 0,
         congested: None,
-    };
+    });
     shared.stats.connections.fetch_add(1, Ordering::Relaxed);
+    debug!(peer = %c.info.peer_addr, kind = ?c.info.kind, "connection opened");
+    let (rd, wr) = tokio::io::split(conn);
+    let mut l = Box::new(Link {
+        rd,
+        wr,
+        // Small at first: the CONNECT packet, kept for the connection's
+        // life, shares its read buffer's memory.
+        rbuf: BytesMut::with_capacity(512),
+        read_size: 512,
+        keep_buffers_until: None,
+        out: OutQueue::new(),
+        shutdown: shared.shutdown.subscribe(),
+        read_open: true,
+        closing_since: None,
+        commits: shared.persist.as_ref().map(|p| p.watch()),
+    });
+    while let Turn::Idle = Box::pin(run(&mut c, &mut l)).await {
+        park(&mut c, &mut l).await;
+    }
+    Box::pin(close(&mut c, &mut l)).await;
+}
+
+/// The connection's loop while it has work: returns once it is idle (see
+/// [`Turn::Idle`]) or over.
+async fn run(c: &mut Conn, l: &mut Link) -> Turn {
     let peer = c.info.peer_addr;
-    debug!(%peer, kind = ?c.info.kind, "connection opened");
-    let (mut rd, mut wr) = tokio::io::split(conn);
-    // Small at first: the CONNECT packet, kept for the connection's life,
-    // shares its read buffer's memory.
-    let mut rbuf = BytesMut::with_capacity(512);
-    let mut read_size = 512;
-    let mut keep_buffers_until: Option<Instant> = None;
-    let mut out = OutQueue::new();
-    let mut shutdown = shared.shutdown.subscribe();
-    let mut read_open = true;
-    let mut closing_since: Option<Instant> = None;
-    let mut commits = shared.persist.as_ref().map(|p| p.watch());
+    let shared = c.shared.clone();
     let control = c.control.clone();
     loop {
         c.clock = Instant::now();
@@ -406,7 +449,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         let mut handled = 0;
         c.routed_copies = 0;
         while c.congested.is_none() && !c.session.is_closed() && !c.rate.is_paused() {
-            match c.session.handle_one(now, &mut rbuf) {
+            match c.session.handle_one(now, &mut l.rbuf) {
                 Ok(true) => {
                     c.handle_events().await;
                     handled += 1;
@@ -419,9 +462,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
                         // more cheaply.
                         c.route_burst();
                         let wide = std::mem::take(&mut c.routed_copies) > BURST;
-                        fill_out(&mut c, &mut out);
+                        fill_out(c, &mut l.out);
                         c.handle_events().await;
-                        if !wide && !write_now(&mut c, &mut out, &mut wr, &mut read_open) {
+                        if !wide && !write_now(c, &mut l.out, &mut l.wr, &mut l.read_open) {
                             break;
                         }
                     }
@@ -436,53 +479,68 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         c.handle_events().await;
         c.route_burst();
         c.fill_from_mailbox();
-        fill_out(&mut c, &mut out);
-        if out.chunks.len() > BURST_CHUNKS {
-            keep_buffers_until = Some(c.clock + KEEP_BUFFERS);
+        fill_out(c, &mut l.out);
+        if l.out.chunks.len() > BURST_CHUNKS {
+            l.keep_buffers_until = Some(c.clock + KEEP_BUFFERS);
         }
         // What sending produced (a QoS 2 message's packet id) is recorded
-        // before `durable` is decided below: the PUBLISH waits for it.
+        // before the output is held below: the PUBLISH waits for it.
         c.handle_events().await;
-        if (c.session.is_closed() || !read_open) && out.is_empty() {
-            break;
+        if (c.session.is_closed() || !l.read_open) && l.out.is_empty() {
+            return Turn::Closed;
         }
         // What stays in the buffer is at most one incomplete packet (within
         // the maximum packet size): the session takes every complete one.
         // Idle connections give their buffers back; busy ones read big.
-        if keep_buffers_until.is_none() {
-            if rbuf.is_empty() && rbuf.capacity() > IDLE_BUFFER {
-                rbuf = BytesMut::new();
+        if l.keep_buffers_until.is_none() {
+            if l.rbuf.is_empty() && l.rbuf.capacity() > IDLE_BUFFER {
+                l.rbuf = BytesMut::new();
             }
-            if out.is_empty() && out.inline.capacity() > IDLE_BUFFER {
-                out.inline = BytesMut::new();
+            if l.out.is_empty() && l.out.inline.capacity() > IDLE_BUFFER {
+                l.out.inline = BytesMut::new();
             }
         }
         // Nothing coming in fast, nothing going out, nothing in flight: the
         // connection is idle; it keeps only what it needs to wait (once a
         // burst's buffers have been kept a moment, in case another comes).
-        let idle = rbuf.is_empty()
-            && out.is_empty()
-            && read_size < READ_CHUNK
+        let idle = l.rbuf.is_empty()
+            && l.out.is_empty()
+            && l.read_size < READ_CHUNK
             && c.session.in_flight() == 0;
-        if keep_buffers_until.is_some_and(|t| c.clock >= t) {
-            keep_buffers_until = None;
+        if l.keep_buffers_until.is_some_and(|t| c.clock >= t) {
+            l.keep_buffers_until = None;
         }
-        if idle && keep_buffers_until.is_none() {
-            rbuf = BytesMut::new();
+        if idle && l.keep_buffers_until.is_none() {
+            l.rbuf = BytesMut::new();
             // A small read to start with (a PINGREQ is 2 bytes); reads
             // grow again as data flows.
-            read_size = IDLE_READ;
-            out.inline = BytesMut::new();
-            out.chunks = VecDeque::new();
-            out.holds = VecDeque::new();
+            l.read_size = IDLE_READ;
+            l.out = OutQueue {
+                written: l.out.written,
+                required_to: l.out.required_to,
+                ..OutQueue::new()
+            };
             c.session.shrink_buffers();
             c.batch = VecDeque::new();
             // (Routed before anything is written: empty here.)
             debug_assert!(c.burst.is_empty() && c.awaiting.is_empty());
             c.burst = Vec::new();
             c.awaiting = Vec::new();
+            // Only an accepted session parks: broker shutdown reaches it
+            // through its control slot (see `Broker::shutdown`).
+            if c.accepted.is_some()
+                && c.ended.is_none()
+                && !c.handed_over
+                && l.read_open
+                && !c.session.is_closed()
+                && c.congested.is_none()
+                && !c.rate.is_paused()
+                && !*l.shutdown.borrow()
+            {
+                return Turn::Idle;
+            }
         }
-        rbuf.reserve(read_size);
+        l.rbuf.reserve(l.read_size);
         let deadline = c.session.poll_timeout().map(|t| c.to_instant(t));
         let congested = c.congested.clone();
         let throttled = if c.rate.is_paused() {
@@ -496,67 +554,60 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
             .filter(|_| c.ended.is_none() && !c.handed_over)
             .map(|a| a.mailbox.clone());
         // A connection that is ending gets CLOSE_TIMEOUT to take its last bytes.
-        if c.ended.is_some() && closing_since.is_none() {
-            closing_since = Some(Instant::now());
+        if c.ended.is_some() && l.closing_since.is_none() {
+            l.closing_since = Some(Instant::now());
         }
-        let close_by = closing_since.map(|t| t + CLOSE_TIMEOUT);
+        let close_by = l.closing_since.map(|t| t + CLOSE_TIMEOUT);
         if close_by.is_some_and(|t| Instant::now() >= t) {
             debug!(%peer, "peer did not take the last bytes in time");
-            break;
+            return Turn::Closed;
         }
         // Acknowledgements go out once the store has what they promise.
-        c.hold(&mut out);
-        let blocked_on = out.blocked_on();
+        c.hold(&mut l.out);
+        let blocked_on = l.out.blocked_on();
         if let Some(p) = &shared.persist
             && p.has_failed()
-            && !out.is_empty()
+            && !l.out.is_empty()
         {
             warn!(%peer, "the store failed: closing without acknowledging");
             c.session.connection_lost();
-            read_open = false;
-            out = OutQueue::new();
+            l.read_open = false;
+            l.out = OutQueue::new();
             continue;
         }
         let recheck = congested
             .as_ref()
             .map(|_| Instant::now() + Duration::from_millis(100));
-        let shrink_at = keep_buffers_until.filter(|_| idle);
+        let shrink_at = l.keep_buffers_until.filter(|_| idle);
         let wake_at = [deadline, close_by, throttled, recheck, shrink_at]
             .into_iter()
             .flatten()
             .min();
+        let Link {
+            rd,
+            wr,
+            rbuf,
+            read_size,
+            out,
+            shutdown,
+            read_open,
+            commits,
+            ..
+        } = l;
         tokio::select! {
             biased;
             _ = wait_commit(commits.as_mut(), blocked_on.unwrap_or(0)), if blocked_on.is_some() => {}
-            ctl = control.recv() => {
-                let Control::Kick { reason, handover, continues } = ctl;
-                if let Some(tx) = handover {
-                    let _ = tx.send(c.session.session_state());
-                    c.handed_over = true;
-                    c.session_continues = continues;
-                }
-                c.session.disconnect(reason);
-            }
+            ctl = control.recv() => on_control(c, ctl),
             changed = shutdown.changed(), if !*shutdown.borrow() => {
                 if changed.is_ok() {
                     c.session.disconnect(DisconnectReason::ServerShuttingDown);
                 }
             }
-            r = out.write(&mut wr), if out.can_write() => {
-                wrote(r, &mut c, &mut out, &mut read_open);
+            r = out.write(wr), if out.can_write() => {
+                wrote(r, c, out, read_open);
             }
-            r = rd.read_buf(&mut rbuf), if read_open && c.ended.is_none() && !c.session.is_closed() && out.len < WRITE_HIGH && congested.is_none() && throttled.is_none() => {
-                match r {
-                    Ok(0) | Err(_) => {
-                        c.session.connection_lost();
-                        read_open = false;
-                    }
-                    Ok(n) => {
-                        shared.stats.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
-                        // Big reads while data flows, small ones when it trickles.
-                        read_size = if n >= 512 { READ_CHUNK } else { 1024 };
-                    }
-                }
+            r = rd.read_buf(rbuf), if *read_open && c.ended.is_none() && !c.session.is_closed() && out.len < WRITE_HIGH && congested.is_none() && throttled.is_none() => {
+                on_read(c, r, read_size, read_open);
             }
             _ = wait_mailbox(mailbox.as_deref()), if mailbox.is_some() && c.session.in_flight() < usize::MAX => {}
             _ = wait_space(congested.as_deref()), if congested.is_some() => {}
@@ -572,15 +623,90 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
             }
         }
     }
-    let _ = tokio::time::timeout(LINGER, wr.shutdown()).await;
+}
+
+/// Waits, holding little, until an idle connection has something to do:
+/// bytes from the peer (read into the small idle buffer), a message in its
+/// mailbox (taken by [`run`]), a control, or the session's deadline.
+async fn park(c: &mut Conn, l: &mut Link) {
+    let deadline = c.session.poll_timeout().map(|t| c.to_instant(t));
+    let mut sleep = std::pin::pin!(deadline.map(|d| tokio::time::sleep_until(d.into())));
+    let Some(a) = c.accepted.as_ref() else { return };
+    let mailbox = a.mailbox.clone();
+    let control = c.control.clone();
+    l.rbuf.reserve(l.read_size);
+    std::future::poll_fn(|cx| {
+        if let Some(ctl) = control.poll_recv(cx) {
+            on_control(c, ctl);
+            return std::task::Poll::Ready(());
+        }
+        if mailbox.notify.poll_wait(cx).is_ready() {
+            return std::task::Poll::Ready(());
+        }
+        if let std::task::Poll::Ready(r) =
+            tokio_util::io::poll_read_buf(std::pin::Pin::new(&mut l.rd), cx, &mut l.rbuf)
+        {
+            on_read(c, r, &mut l.read_size, &mut l.read_open);
+            return std::task::Poll::Ready(());
+        }
+        if let Some(s) = sleep.as_mut().as_pin_mut()
+            && s.poll(cx).is_ready()
+        {
+            c.clock = Instant::now();
+            let now = c.now();
+            c.session.handle_timeout(now);
+            return std::task::Poll::Ready(());
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// Acts on a control another task sent this connection.
+fn on_control(c: &mut Conn, ctl: Control) {
+    let Control::Kick {
+        reason,
+        handover,
+        continues,
+    } = ctl;
+    if let Some(tx) = handover {
+        let _ = tx.send(c.session.session_state());
+        c.handed_over = true;
+        c.session_continues = continues;
+    }
+    c.session.disconnect(reason);
+}
+
+/// Accounts for a read from the peer.
+fn on_read(c: &mut Conn, r: std::io::Result<usize>, read_size: &mut usize, read_open: &mut bool) {
+    match r {
+        Ok(0) | Err(_) => {
+            c.session.connection_lost();
+            *read_open = false;
+        }
+        Ok(n) => {
+            c.shared
+                .stats
+                .bytes_received
+                .fetch_add(n as u64, Ordering::Relaxed);
+            // Big reads while data flows, small ones when it trickles.
+            *read_size = if n >= 512 { READ_CHUNK } else { 1024 };
+        }
+    }
+}
+
+/// Ends the connection: shuts the socket down, lingers for the peer to
+/// close its side, and settles the session with the broker.
+async fn close(c: &mut Conn, l: &mut Link) {
+    let _ = tokio::time::timeout(LINGER, l.wr.shutdown()).await;
     // Lingering close: let the peer finish (a WebSocket peer answers our
     // Close frame) instead of resetting it with unread data, for a moment.
-    if read_open {
+    if l.read_open {
         let drain = async {
             // On the heap: an array here would sit in every connection's
             // task for its whole life.
             let mut sink = vec![0u8; 4096];
-            while let Ok(n) = rd.read(&mut sink).await {
+            while let Ok(n) = l.rd.read(&mut sink).await {
                 if n == 0 {
                     break;
                 }
@@ -588,12 +714,12 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         };
         let _ = tokio::time::timeout(LINGER, drain).await;
     }
-    control.close();
+    c.control.close();
     c.handle_events().await;
     c.route_burst();
     c.finish();
-    shared.stats.connections.fetch_sub(1, Ordering::Relaxed);
-    debug!(%peer, "connection closed");
+    c.shared.stats.connections.fetch_sub(1, Ordering::Relaxed);
+    debug!(peer = %c.info.peer_addr, "connection closed");
 }
 
 /// Moves what the session has to send into `out`, up to its high-water mark.
@@ -1580,6 +1706,7 @@ mod size_tests {
         let conn = Connection::new(s, mqtt_transport_tcp::ConnectionInfo::tcp(a, a));
         let task = serve(broker.shared_for_tests(), conn);
         let size = std::mem::size_of_val(&task);
+        eprintln!("serve future {size}");
         assert!(size <= 2600, "the connection future grew to {size} B");
     }
 }
@@ -1682,5 +1809,31 @@ mod out_queue_tests {
         assert_eq!(out.write(&mut w).await.unwrap(), 12);
         assert!(out.is_empty());
         assert_eq!(w.written.len(), 16);
+    }
+}
+#[cfg(test)]
+mod tmp_sizes {
+    use super::*;
+    #[test]
+    fn print_sizes() {
+        use std::mem::size_of;
+        eprintln!("Conn {}", size_of::<Conn>());
+        eprintln!("Link {}", size_of::<Link>());
+        eprintln!("ReadHalf {}", size_of::<tokio::io::ReadHalf<Connection>>());
+        eprintln!("ServerSession {}", size_of::<ServerSession>());
+        eprintln!("OutQueue {}", size_of::<OutQueue>());
+        eprintln!("Accepted {}", size_of::<Accepted>());
+        eprintln!("ClientInfo {}", size_of::<ClientInfo>());
+        eprintln!("AuthState {}", size_of::<AuthState>());
+        eprintln!("RateLimit {}", size_of::<RateLimit>());
+        eprintln!("Option<ConnectionError> {}", size_of::<Option<ConnectionError>>());
+        eprintln!("Publish {}", size_of::<Publish>());
+        eprintln!("Sleep {}", size_of::<tokio::time::Sleep>());
+        eprintln!("Mailbox {}", size_of::<Mailbox>());
+        eprintln!("ConnectionInfo {}", size_of::<mqtt_transport_tcp::ConnectionInfo>());
+        eprintln!("SessionRecord {}", size_of::<crate::state::SessionRecord>());
+        eprintln!("ControlSlot {}", size_of::<ControlSlot>());
+        eprintln!("BytesMut {}", size_of::<BytesMut>());
+        eprintln!("watch::Receiver {}", size_of::<tokio::sync::watch::Receiver<u64>>());
     }
 }

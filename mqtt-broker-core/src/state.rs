@@ -56,19 +56,28 @@ impl ControlSlot {
 
     /// The next control, when one comes.
     pub(crate) async fn recv(&self) -> Control {
-        loop {
-            // Nothing is consumed if this is dropped while waiting; once
-            // the signal is taken, the control is taken in the same poll.
-            self.notify.wait().await;
+        std::future::poll_fn(|cx| match self.poll_recv(cx) {
+            Some(control) => std::task::Poll::Ready(control),
+            None => std::task::Poll::Pending,
+        })
+        .await
+    }
+
+    /// The next control if one is waiting; otherwise `cx` is woken when one
+    /// comes. Once the signal is taken, the control is taken in the same
+    /// poll: nothing is lost if the caller stops waiting.
+    pub(crate) fn poll_recv(&self, cx: &mut std::task::Context<'_>) -> Option<Control> {
+        while self.notify.poll_wait(cx).is_ready() {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             if !pending.is_empty() {
                 let control = pending.remove(0);
                 if !pending.is_empty() {
                     self.notify.notify();
                 }
-                return control;
+                return Some(control);
             }
         }
+        None
     }
 
     /// The connection's task ended: later sends fail, pending ones are
