@@ -501,20 +501,26 @@ impl Broker {
                     drop(accepted);
                     continue;
                 };
-                broker.spawn(async move {
-                    // TLS and WebSocket handshakes get the CONNECT timeout too.
-                    let limit = shared
-                        .config
-                        .session
-                        .connect_timeout
-                        .unwrap_or(Duration::from_secs(10));
-                    // Boxed: the handshakes' state is freed once done
-                    // instead of sizing every connection's task.
-                    let handshake = Box::pin(establish(&shared, accepted, ws));
-                    if let Ok(Some(conn)) = tokio::time::timeout(limit, handshake).await {
-                        crate::connection::serve(shared, conn).await;
+                // TLS and WebSocket handshakes get the CONNECT timeout too.
+                let limit = shared
+                    .config
+                    .session
+                    .connect_timeout
+                    .unwrap_or(Duration::from_secs(10));
+                // Boxed, with its timer, before the task is made: the
+                // handshake's state (the accepted socket included) is freed
+                // once done instead of sizing every connection's task, which
+                // holds the connection's small future alone.
+                let start = Box::pin(async move {
+                    match tokio::time::timeout(limit, establish(&shared, accepted, ws)).await {
+                        Ok(Some(conn)) => Some(crate::connection::serve(shared, conn, Some(slot))),
+                        _ => None,
                     }
-                    drop(slot);
+                });
+                broker.spawn(async move {
+                    if let Some(serve) = start.await {
+                        serve.await;
+                    }
                 });
             }
         });
@@ -525,7 +531,7 @@ impl Broker {
     /// an application's own HTTP server upgraded).
     pub fn serve(&self, connection: Connection) {
         let shared = self.shared.clone();
-        self.spawn(crate::connection::serve(shared, connection));
+        self.spawn(crate::connection::serve(shared, connection, None));
     }
 
     /// Stops accepting, sends MQTT 5 clients DISCONNECT 0x8B (Server

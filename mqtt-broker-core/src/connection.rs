@@ -358,6 +358,11 @@ struct Link {
     read_open: bool,
     closing_since: Option<Instant>,
     commits: Option<tokio::sync::watch::Receiver<u64>>,
+    /// The connection's one timer, moved to each deadline in turn (on the
+    /// heap, with the rest of the connection, not in its task's future).
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// Counts the socket against the connection limits while it lives.
+    _slot: Option<crate::broker::SocketSlot>,
 }
 
 /// How a run of the connection's busy loop ended.
@@ -375,7 +380,11 @@ enum Turn {
 /// heap, the busy loop (with its many waits) is a boxed future that exists
 /// only while there is work, and an idle connection waits in [`park`],
 /// which holds a timer and little else.
-pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
+pub(crate) fn serve(
+    shared: Arc<Shared>,
+    conn: Connection,
+    slot: Option<crate::broker::SocketSlot>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     let id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
     let info = conn.shared_info();
     let epoch = Instant::now();
@@ -420,11 +429,17 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         read_open: true,
         closing_since: None,
         commits: shared.persist.as_ref().map(|p| p.watch()),
+        timer: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
+        _slot: slot,
     });
-    while let Turn::Idle = Box::pin(run(&mut c, &mut l)).await {
-        park(&mut c, &mut l).await;
+    // (The future captures the two boxes alone: what a future captures
+    // stays in it for its whole life.)
+    async move {
+        while let Turn::Idle = Box::pin(run(&mut c, &mut l)).await {
+            park(&mut c, &mut l).await;
+        }
+        Box::pin(close(&mut c, &mut l)).await;
     }
-    Box::pin(close(&mut c, &mut l)).await;
 }
 
 /// The connection's loop while it has work: returns once it is idle (see
@@ -592,6 +607,7 @@ async fn run(c: &mut Conn, l: &mut Link) -> Turn {
             shutdown,
             read_open,
             commits,
+            timer,
             ..
         } = l;
         tokio::select! {
@@ -613,7 +629,7 @@ async fn run(c: &mut Conn, l: &mut Link) -> Turn {
             _ = wait_space(congested.as_deref()), if congested.is_some() => {}
             // One timer for the keep-alive or CONNECT deadline, the close
             // timeout and the rate limit's pause (each checked on waking).
-            _ = sleep_until(wake_at), if wake_at.is_some() => {
+            _ = wait_until(timer, wake_at), if wake_at.is_some() => {
                 // (A `shrink_at` that passed is seen at the top of the loop.)
                 c.clock = Instant::now();
                 if deadline.is_some_and(|d| c.clock >= d) {
@@ -628,19 +644,24 @@ async fn run(c: &mut Conn, l: &mut Link) -> Turn {
 /// Waits, holding little, until an idle connection has something to do:
 /// bytes from the peer (read into the small idle buffer), a message in its
 /// mailbox (taken by [`run`]), a control, or the session's deadline.
-async fn park(c: &mut Conn, l: &mut Link) {
+fn park<'a>(c: &'a mut Conn, l: &'a mut Link) -> impl std::future::Future<Output = ()> + 'a {
     let deadline = c.session.poll_timeout().map(|t| c.to_instant(t));
-    let mut sleep = std::pin::pin!(deadline.map(|d| tokio::time::sleep_until(d.into())));
-    let Some(a) = c.accepted.as_ref() else { return };
-    let mailbox = a.mailbox.clone();
-    let control = c.control.clone();
+    if let Some(d) = deadline {
+        set_timer(&mut l.timer, d);
+    }
+    let timed = deadline.is_some();
     l.rbuf.reserve(l.read_size);
-    std::future::poll_fn(|cx| {
-        if let Some(ctl) = control.poll_recv(cx) {
+    // (Nothing kept across polls but what the connection holds: this
+    // future sits in every idle connection's task.)
+    std::future::poll_fn(move |cx| {
+        if let Some(ctl) = c.control.poll_recv(cx) {
             on_control(c, ctl);
             return std::task::Poll::Ready(());
         }
-        if mailbox.notify.poll_wait(cx).is_ready() {
+        let Some(a) = c.accepted.as_ref() else {
+            return std::task::Poll::Ready(());
+        };
+        if a.mailbox.notify.poll_wait(cx).is_ready() {
             return std::task::Poll::Ready(());
         }
         if let std::task::Poll::Ready(r) =
@@ -649,9 +670,7 @@ async fn park(c: &mut Conn, l: &mut Link) {
             on_read(c, r, &mut l.read_size, &mut l.read_open);
             return std::task::Poll::Ready(());
         }
-        if let Some(s) = sleep.as_mut().as_pin_mut()
-            && s.poll(cx).is_ready()
-        {
+        if timed && l.timer.as_mut().poll(cx).is_ready() {
             c.clock = Instant::now();
             let now = c.now();
             c.session.handle_timeout(now);
@@ -659,7 +678,6 @@ async fn park(c: &mut Conn, l: &mut Link) {
         }
         std::task::Poll::Pending
     })
-    .await
 }
 
 /// Acts on a control another task sent this connection.
@@ -877,10 +895,21 @@ async fn wait_space(mailbox: Option<&Mailbox>) {
     notified.await;
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
+/// Waits until `deadline` on the connection's timer (forever without one).
+async fn wait_until(timer: &mut std::pin::Pin<Box<tokio::time::Sleep>>, deadline: Option<Instant>) {
     match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
+        Some(d) => {
+            set_timer(timer, d);
+            timer.as_mut().await
+        }
         None => std::future::pending().await,
+    }
+}
+
+/// Moves the connection's timer to `deadline`.
+fn set_timer(timer: &mut std::pin::Pin<Box<tokio::time::Sleep>>, deadline: Instant) {
+    if timer.deadline() != deadline.into() {
+        timer.as_mut().reset(deadline.into());
     }
 }
 
@@ -1704,7 +1733,7 @@ mod size_tests {
         let a = l.local_addr().unwrap();
         let s = tokio::net::TcpStream::connect(a).await.unwrap();
         let conn = Connection::new(s, mqtt_transport_tcp::ConnectionInfo::tcp(a, a));
-        let task = serve(broker.shared_for_tests(), conn);
+        let task = serve(broker.shared_for_tests(), conn, None);
         let size = std::mem::size_of_val(&task);
         eprintln!("serve future {size}");
         assert!(size <= 2600, "the connection future grew to {size} B");
@@ -1826,14 +1855,23 @@ mod tmp_sizes {
         eprintln!("ClientInfo {}", size_of::<ClientInfo>());
         eprintln!("AuthState {}", size_of::<AuthState>());
         eprintln!("RateLimit {}", size_of::<RateLimit>());
-        eprintln!("Option<ConnectionError> {}", size_of::<Option<ConnectionError>>());
+        eprintln!(
+            "Option<ConnectionError> {}",
+            size_of::<Option<ConnectionError>>()
+        );
         eprintln!("Publish {}", size_of::<Publish>());
         eprintln!("Sleep {}", size_of::<tokio::time::Sleep>());
         eprintln!("Mailbox {}", size_of::<Mailbox>());
-        eprintln!("ConnectionInfo {}", size_of::<mqtt_transport_tcp::ConnectionInfo>());
+        eprintln!(
+            "ConnectionInfo {}",
+            size_of::<mqtt_transport_tcp::ConnectionInfo>()
+        );
         eprintln!("SessionRecord {}", size_of::<crate::state::SessionRecord>());
         eprintln!("ControlSlot {}", size_of::<ControlSlot>());
         eprintln!("BytesMut {}", size_of::<BytesMut>());
-        eprintln!("watch::Receiver {}", size_of::<tokio::sync::watch::Receiver<u64>>());
+        eprintln!(
+            "watch::Receiver {}",
+            size_of::<tokio::sync::watch::Receiver<u64>>()
+        );
     }
 }
