@@ -99,10 +99,10 @@ async fn main() {
         if std::env::var_os("BY_SIZE").is_some() {
             let mut held: Vec<(usize, f64)> = (0..65536)
                 .map(|s| (s, (sizes_after[s] - sizes_before[s]) as f64 / n as f64))
-                .filter(|(_, k)| *k >= 0.5)
+                .filter(|(_, k)| *k >= 0.2)
                 .collect();
             held.sort_by(|a, b| (b.0 as f64 * b.1).total_cmp(&(a.0 as f64 * a.1)));
-            for (size, k) in held.iter().take(15) {
+            for (size, k) in held.iter().take(40) {
                 println!("  {size:>6} B x {k:.2} per connection");
             }
         }

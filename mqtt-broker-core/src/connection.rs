@@ -40,6 +40,8 @@ const READ_CHUNK: usize = 16 * 1024;
 const IDLE_BUFFER: usize = 4 * 1024;
 /// Read size of an idle connection.
 const IDLE_READ: usize = 64;
+/// Read size of a parked connection (see [`park`]).
+const PARK_READ: usize = 16;
 /// Messages moved from the mailbox to the session at a time.
 const MAILBOX_BATCH: usize = 256;
 /// Most messages a publisher's burst holds before it is routed.
@@ -270,7 +272,8 @@ impl OutQueue {
 struct Accepted {
     client: ClientInfo,
     mailbox: Arc<Mailbox>,
-    will: Option<(Publish, u32)>,
+    /// (Boxed: most clients have none.)
+    will: Option<Box<(Publish, u32)>>,
     expiry: u32,
 }
 
@@ -282,8 +285,9 @@ pub(crate) struct Conn {
     epoch: Instant,
     accepted: Option<Accepted>,
     connect: Option<Arc<Connect>>,
-    /// Authentication's state until the client is accepted.
-    auth: AuthState,
+    /// Authentication's state until the client is accepted (and while it
+    /// re-authenticates).
+    auth: Option<Box<AuthState>>,
     /// The store's latest batch holding this connection's changes: what
     /// the session produced since (acknowledgements) waits for it.
     wait_for: Ticket,
@@ -298,7 +302,9 @@ pub(crate) struct Conn {
     session_continues: bool,
     /// Will suppressed (normal DISCONNECT) or already handled.
     will_done: bool,
-    ended: Option<ConnectionError>,
+    /// The session ended (the connection is closing), and why (boxed:
+    /// kept for the log).
+    ended: Option<Box<ConnectionError>>,
     batch: VecDeque<Queued>,
     /// Messages received and not yet routed (see [`Conn::route_burst`]).
     burst: Vec<Publish>,
@@ -327,6 +333,11 @@ impl Conn {
         self.epoch + t.since_origin()
     }
 
+    /// Authentication's state, made when first needed.
+    fn auth_state(&mut self) -> &mut AuthState {
+        self.auth.get_or_insert_default()
+    }
+
     /// The last store batch committed (every one, without a store; none
     /// once the store failed: nothing more is acknowledged).
     fn committed(&self) -> Ticket {
@@ -353,7 +364,6 @@ struct Link {
     rbuf: BytesMut,
     read_size: usize,
     keep_buffers_until: Option<Instant>,
-    out: OutQueue,
     shutdown: tokio::sync::watch::Receiver<bool>,
     read_open: bool,
     closing_since: Option<Instant>,
@@ -397,7 +407,7 @@ pub(crate) fn serve(
         epoch,
         accepted: None,
         connect: None,
-        auth: AuthState::default(),
+        auth: None,
         wait_for: 0,
         rate: RateLimit::default(),
         clock: epoch,
@@ -424,7 +434,6 @@ pub(crate) fn serve(
         rbuf: BytesMut::with_capacity(512),
         read_size: 512,
         keep_buffers_until: None,
-        out: OutQueue::new(),
         shutdown: shared.shutdown.subscribe(),
         read_open: true,
         closing_since: None,
@@ -448,6 +457,8 @@ async fn run(c: &mut Conn, l: &mut Link) -> Turn {
     let peer = c.info.peer_addr;
     let shared = c.shared.clone();
     let control = c.control.clone();
+    // What waits for the socket: nothing once the connection is idle.
+    let mut out = OutQueue::new();
     loop {
         c.clock = Instant::now();
         c.handle_events().await;
@@ -477,9 +488,9 @@ async fn run(c: &mut Conn, l: &mut Link) -> Turn {
                         // more cheaply.
                         c.route_burst();
                         let wide = std::mem::take(&mut c.routed_copies) > BURST;
-                        fill_out(c, &mut l.out);
+                        fill_out(c, &mut out);
                         c.handle_events().await;
-                        if !wide && !write_now(c, &mut l.out, &mut l.wr, &mut l.read_open) {
+                        if !wide && !write_now(c, &mut out, &mut l.wr, &mut l.read_open) {
                             break;
                         }
                     }
@@ -494,14 +505,14 @@ async fn run(c: &mut Conn, l: &mut Link) -> Turn {
         c.handle_events().await;
         c.route_burst();
         c.fill_from_mailbox();
-        fill_out(c, &mut l.out);
-        if l.out.chunks.len() > BURST_CHUNKS {
+        fill_out(c, &mut out);
+        if out.chunks.len() > BURST_CHUNKS {
             l.keep_buffers_until = Some(c.clock + KEEP_BUFFERS);
         }
         // What sending produced (a QoS 2 message's packet id) is recorded
         // before the output is held below: the PUBLISH waits for it.
         c.handle_events().await;
-        if (c.session.is_closed() || !l.read_open) && l.out.is_empty() {
+        if (c.session.is_closed() || !l.read_open) && out.is_empty() {
             return Turn::Closed;
         }
         // What stays in the buffer is at most one incomplete packet (within
@@ -511,15 +522,15 @@ async fn run(c: &mut Conn, l: &mut Link) -> Turn {
             if l.rbuf.is_empty() && l.rbuf.capacity() > IDLE_BUFFER {
                 l.rbuf = BytesMut::new();
             }
-            if l.out.is_empty() && l.out.inline.capacity() > IDLE_BUFFER {
-                l.out.inline = BytesMut::new();
+            if out.is_empty() && out.inline.capacity() > IDLE_BUFFER {
+                out.inline = BytesMut::new();
             }
         }
         // Nothing coming in fast, nothing going out, nothing in flight: the
         // connection is idle; it keeps only what it needs to wait (once a
         // burst's buffers have been kept a moment, in case another comes).
         let idle = l.rbuf.is_empty()
-            && l.out.is_empty()
+            && out.is_empty()
             && l.read_size < READ_CHUNK
             && c.session.in_flight() == 0;
         if l.keep_buffers_until.is_some_and(|t| c.clock >= t) {
@@ -530,11 +541,7 @@ async fn run(c: &mut Conn, l: &mut Link) -> Turn {
             // A small read to start with (a PINGREQ is 2 bytes); reads
             // grow again as data flows.
             l.read_size = IDLE_READ;
-            l.out = OutQueue {
-                written: l.out.written,
-                required_to: l.out.required_to,
-                ..OutQueue::new()
-            };
+            out = OutQueue::new();
             c.session.shrink_buffers();
             c.batch = VecDeque::new();
             // (Routed before anything is written: empty here.)
@@ -578,16 +585,16 @@ async fn run(c: &mut Conn, l: &mut Link) -> Turn {
             return Turn::Closed;
         }
         // Acknowledgements go out once the store has what they promise.
-        c.hold(&mut l.out);
-        let blocked_on = l.out.blocked_on();
+        c.hold(&mut out);
+        let blocked_on = out.blocked_on();
         if let Some(p) = &shared.persist
             && p.has_failed()
-            && !l.out.is_empty()
+            && !out.is_empty()
         {
             warn!(%peer, "the store failed: closing without acknowledging");
             c.session.connection_lost();
             l.read_open = false;
-            l.out = OutQueue::new();
+            out = OutQueue::new();
             continue;
         }
         let recheck = congested
@@ -603,7 +610,6 @@ async fn run(c: &mut Conn, l: &mut Link) -> Turn {
             wr,
             rbuf,
             read_size,
-            out,
             shutdown,
             read_open,
             commits,
@@ -620,7 +626,7 @@ async fn run(c: &mut Conn, l: &mut Link) -> Turn {
                 }
             }
             r = out.write(wr), if out.can_write() => {
-                wrote(r, c, out, read_open);
+                wrote(r, c, &mut out, read_open);
             }
             r = rd.read_buf(rbuf), if *read_open && c.ended.is_none() && !c.session.is_closed() && out.len < WRITE_HIGH && congested.is_none() && throttled.is_none() => {
                 on_read(c, r, read_size, read_open);
@@ -650,8 +656,10 @@ fn park<'a>(c: &'a mut Conn, l: &'a mut Link) -> impl std::future::Future<Output
         set_timer(&mut l.timer, d);
     }
     let timed = deadline.is_some();
-    l.rbuf.reserve(l.read_size);
-    // (Nothing kept across polls but what the connection holds: this
+    // The first bytes that come are read here, in the task's future: an
+    // idle connection holds no read buffer.
+    let mut first = [0u8; PARK_READ];
+    // (Nothing else kept across polls but what the connection holds: this
     // future sits in every idle connection's task.)
     std::future::poll_fn(move |cx| {
         if let Some(ctl) = c.control.poll_recv(cx) {
@@ -664,9 +672,14 @@ fn park<'a>(c: &'a mut Conn, l: &'a mut Link) -> impl std::future::Future<Output
         if a.mailbox.notify.poll_wait(cx).is_ready() {
             return std::task::Poll::Ready(());
         }
+        let mut buf = tokio::io::ReadBuf::new(&mut first);
         if let std::task::Poll::Ready(r) =
-            tokio_util::io::poll_read_buf(std::pin::Pin::new(&mut l.rd), cx, &mut l.rbuf)
+            tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut l.rd), cx, &mut buf)
         {
+            let r = r.map(|()| {
+                l.rbuf.extend_from_slice(buf.filled());
+                buf.filled().len()
+            });
             on_read(c, r, &mut l.read_size, &mut l.read_open);
             return std::task::Poll::Ready(());
         }
@@ -801,11 +814,15 @@ fn wrote(
 }
 
 /// A token bucket for [`Limits::max_publish_rate`](crate::Limits):
-/// `rate` tokens a second, at most `rate` saved up.
+/// `rate` tokens a second, at most `rate` saved up. Made at the first
+/// PUBLISH when a rate is set (nothing is kept without one).
 #[derive(Debug, Default)]
-struct RateLimit {
+struct RateLimit(Option<Box<Bucket>>);
+
+#[derive(Debug)]
+struct Bucket {
     tokens: f64,
-    last: Option<Instant>,
+    last: Instant,
     /// Reading pauses until then.
     paused_until: Option<Instant>,
 }
@@ -817,26 +834,32 @@ impl RateLimit {
         let Some(rate) = limits.max_publish_rate.filter(|&r| r > 0).map(f64::from) else {
             return;
         };
-        let last = *self.last.get_or_insert_with(|| {
-            self.tokens = rate;
-            now
+        let b = self.0.get_or_insert_with(|| {
+            Box::new(Bucket {
+                tokens: rate,
+                last: now,
+                paused_until: None,
+            })
         });
-        self.tokens =
-            (self.tokens + now.saturating_duration_since(last).as_secs_f64() * rate).min(rate);
-        self.last = Some(now);
-        self.tokens -= 1.0;
-        if self.tokens < 0.0 {
-            self.paused_until = Some(now + Duration::from_secs_f64(-self.tokens / rate));
+        b.tokens =
+            (b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate).min(rate);
+        b.last = now;
+        b.tokens -= 1.0;
+        if b.tokens < 0.0 {
+            b.paused_until = Some(now + Duration::from_secs_f64(-b.tokens / rate));
         }
     }
 
     /// Whether a pause may be on (without reading the clock).
     fn is_paused(&mut self) -> bool {
-        match self.paused_until {
+        let Some(b) = self.0.as_mut() else {
+            return false;
+        };
+        match b.paused_until {
             None => false,
             Some(t) => {
                 if t <= Instant::now() {
-                    self.paused_until = None;
+                    b.paused_until = None;
                     false
                 } else {
                     true
@@ -847,10 +870,11 @@ impl RateLimit {
 
     /// While paused: until when.
     fn paused(&mut self, now: Instant) -> Option<Instant> {
-        match self.paused_until {
+        let b = self.0.as_mut()?;
+        match b.paused_until {
             Some(t) if t > now => Some(t),
             _ => {
-                self.paused_until = None;
+                b.paused_until = None;
                 None
             }
         }
@@ -996,7 +1020,7 @@ impl Conn {
                         self.will_done = true;
                     }
                     if self.ended.is_none() {
-                        self.ended = Some(e);
+                        self.ended = Some(Box::new(e));
                     }
                 }
             }
@@ -1048,12 +1072,12 @@ impl Conn {
     ) -> AuthStep {
         let hooks = self.shared.hooks.clone();
         if !hooks.slow_authentication() {
-            return call(&*hooks, &mut self.auth);
+            return call(&*hooks, self.auth_state());
         }
         let Ok(_permit) = self.shared.auth_slots.acquire().await else {
             return AuthStep::Refuse(ConnectReason::ServerUnavailable);
         };
-        let mut state = std::mem::take(&mut self.auth);
+        let mut state: Box<AuthState> = std::mem::take(self.auth.get_or_insert_default());
         match tokio::task::spawn_blocking(move || {
             let step = call(&*hooks, &mut state);
             (step, state)
@@ -1061,7 +1085,7 @@ impl Conn {
         .await
         {
             Ok((step, state)) => {
-                self.auth = state;
+                self.auth = Some(state);
                 step
             }
             Err(_) => AuthStep::Refuse(ConnectReason::UnspecifiedError),
@@ -1132,12 +1156,16 @@ impl Conn {
         } else {
             connect.client_id.as_str().into()
         };
-        let username = self.auth.identity.take().or_else(|| {
-            connect
-                .username
-                .as_ref()
-                .map(|u| Arc::<str>::from(u.as_str()))
-        });
+        let username = self
+            .auth
+            .as_mut()
+            .and_then(|a| a.identity.take())
+            .or_else(|| {
+                connect
+                    .username
+                    .as_ref()
+                    .map(|u| Arc::<str>::from(u.as_str()))
+            });
         let client = ClientInfo {
             client_id: client_id.clone(),
             username: username.clone(),
@@ -1207,7 +1235,8 @@ impl Conn {
         if v5 && connect.properties.authentication_method.is_some() {
             connack.properties.authentication_method =
                 connect.properties.authentication_method.clone();
-            connack.properties.authentication_data = self.auth.connack_data.take();
+            connack.properties.authentication_data =
+                self.auth.as_mut().and_then(|a| a.connack_data.take());
         }
         if v5 {
             let p = &mut connack.properties;
@@ -1258,7 +1287,7 @@ impl Conn {
             let Some(record) = state.sessions.get_mut(&client_id) else {
                 return;
             };
-            let stored = record.stored.take();
+            let stored = record.stored.take().map(|s| *s);
             // Another connection for this id may have got in during the
             // takeover wait: it is taken over in turn.
             if let Some(prev) = record.live.replace(Live {
@@ -1308,7 +1337,7 @@ impl Conn {
             self.wait_for = self.wait_for.max(state.commit());
             (mailbox, resume)
         };
-        self.auth = AuthState::default();
+        self.auth = None;
         let will = connect.will.as_ref().map(|w| {
             let mut p = Publish::new(w.topic.clone(), w.payload.clone());
             p.qos_pid = mqtt_codec::QosPid::new(w.qos, mqtt_codec::PacketId::MIN);
@@ -1322,7 +1351,7 @@ impl Conn {
             pp.correlation_data = wp.correlation_data.clone();
             // [MQTT-3.1.3-10]: user properties in order.
             pp.user_properties = wp.user_properties.clone();
-            (p, wp.will_delay_interval.unwrap_or(0))
+            Box::new((p, wp.will_delay_interval.unwrap_or(0)))
         });
         info!(client_id = %client_id, peer = %self.info.peer_addr, version = ?connect.version, session_present = resume.is_some(), "client connected");
         self.accepted = Some(Accepted {
@@ -1666,7 +1695,7 @@ impl Conn {
                 record.expiry = expiry;
                 record.expires_at = expiry_deadline(expiry, now);
                 deadline = record.expires_at;
-                record.stored = Some(self.session.session_state());
+                record.stored = Some(Box::new(self.session.session_state()));
                 // What was routed but not handed to the session stays in the mailbox.
                 state.save_session(&a.client.client_id, now);
             }
@@ -1674,7 +1703,7 @@ impl Conn {
         // Wills: not after a normal DISCONNECT; after Will Delay, or when
         // the session ends if sooner ([MQTT-3.1.2-8]); not at all when a new
         // connection resumes the session in time ([MQTT-3.1.3-9]).
-        if let Some((publish, delay)) = a.will.filter(|_| !self.will_done) {
+        if let Some((publish, delay)) = a.will.filter(|_| !self.will_done).map(|w| *w) {
             let will = PendingWill {
                 publish,
                 publisher: a.client.client_id.clone(),
@@ -1872,6 +1901,20 @@ mod tmp_sizes {
         eprintln!(
             "watch::Receiver {}",
             size_of::<tokio::sync::watch::Receiver<u64>>()
+        );
+        eprintln!(
+            "SessionState {}",
+            size_of::<Option<mqtt_session::SessionState>>()
+        );
+        eprintln!(
+            "subs {}",
+            size_of::<std::collections::HashMap<TopicFilter, crate::subscriptions::Subscriber>>()
+        );
+        eprintln!("Notify {}", size_of::<tokio::sync::Notify>());
+        eprintln!("Signal {}", size_of::<crate::signal::Signal>());
+        eprintln!(
+            "Mutex<VecDeque> {}",
+            size_of::<std::sync::Mutex<VecDeque<Queued>>>()
         );
     }
 }

@@ -103,7 +103,8 @@ pub(crate) struct SessionRecord {
     pub(crate) mailbox: Arc<Mailbox>,
     pub(crate) live: Option<Live>,
     /// State kept while offline (in flight and awaiting release).
-    pub(crate) stored: Option<SessionState>,
+    /// (Boxed: a connected session has none.)
+    pub(crate) stored: Option<Box<SessionState>>,
     /// Session Expiry Interval in seconds (`u32::MAX`: never).
     pub(crate) expiry: u32,
     /// When an offline session ends.
@@ -293,7 +294,7 @@ impl State {
                     subscriptions: s.session.subscriptions.into_iter().collect(),
                     mailbox,
                     live: None,
-                    stored: Some(stored),
+                    stored: Some(Box::new(stored)),
                     expiry: s.session.expiry,
                     expires_at,
                     owner: s.session.owner,

@@ -868,3 +868,28 @@ impl ServerSession {
         }
     }
 }
+#[cfg(test)]
+mod tmp_sizes {
+    use super::*;
+    #[test]
+    fn print_sizes() {
+        use std::mem::size_of;
+        eprintln!("ServerSession {}", size_of::<ServerSession>());
+        eprintln!("options {}", size_of::<ServerOptions>());
+        eprintln!("decoder {}", size_of::<Decoder>());
+        eprintln!("connect {}", size_of::<Option<ConnectTerms>>());
+        eprintln!("early {}", size_of::<VecDeque<Packet>>());
+        eprintln!("outgoing {}", size_of::<Outgoing>());
+        eprintln!("incoming {}", size_of::<Incoming>());
+        eprintln!("inbound {}", size_of::<InboundAliases>());
+        eprintln!("outbound {}", size_of::<OutboundAliases>());
+        eprintln!("keep_alive {}", size_of::<Option<Duration>>());
+        eprintln!("Instant {}", size_of::<Instant>());
+        eprintln!("ids {}", size_of::<crate::ids::PacketIds>());
+        eprintln!("quota {}", size_of::<crate::quota::SendQuota>());
+        eprintln!(
+            "idmap {}",
+            size_of::<crate::ids::IdMap<crate::outgoing::Flight>>()
+        );
+    }
+}

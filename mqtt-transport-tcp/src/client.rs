@@ -90,8 +90,9 @@ pub async fn connect(
                 let tls = tls_handshake(tcp, &addr.host, &options.tls).await?;
                 let (_, session) = tls.get_ref();
                 info.kind = TransportKind::Tls;
-                info.alpn = session.alpn_protocol().map(<[u8]>::to_vec);
-                info.peer_certificates = session
+                let details = info.details_mut();
+                details.alpn = session.alpn_protocol().map(<[u8]>::to_vec);
+                details.peer_certificates = session
                     .peer_certificates()
                     .map(<[_]>::to_vec)
                     .unwrap_or_default();

@@ -23,6 +23,11 @@ pub enum TransportKind {
 }
 
 /// What is known about a connection, whatever its transport.
+///
+/// A broker keeps one per connection for the connection's life: what only
+/// TLS and WebSocket connections have is boxed in [`details`]
+/// (`ConnectionInfo::details`), so that a plain TCP connection's info is
+/// its addresses alone.
 #[derive(Clone, Debug)]
 pub struct ConnectionInfo {
     /// The transport.
@@ -31,6 +36,13 @@ pub struct ConnectionInfo {
     pub peer_addr: SocketAddr,
     /// This end's address.
     pub local_addr: SocketAddr,
+    /// What the TLS handshake or WebSocket upgrade told (`None`: nothing).
+    pub details: Option<Box<ConnectionDetails>>,
+}
+
+/// What a TLS handshake or a WebSocket upgrade tells about a connection.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionDetails {
     /// The certificate chain the peer presented over TLS (a client
     /// certificate on the server side), leaf first; empty without TLS or
     /// without a client certificate.
@@ -51,11 +63,34 @@ impl ConnectionInfo {
             kind: TransportKind::Tcp,
             peer_addr,
             local_addr,
-            peer_certificates: Vec::new(),
-            alpn: None,
-            server_name: None,
-            http_headers: Vec::new(),
+            details: None,
         }
+    }
+
+    /// The details, made empty first if there were none.
+    pub fn details_mut(&mut self) -> &mut ConnectionDetails {
+        self.details.get_or_insert_default()
+    }
+
+    /// The certificate chain the peer presented over TLS, leaf first
+    /// (see [`ConnectionDetails::peer_certificates`]).
+    pub fn peer_certificates(&self) -> &[CertificateDer<'static>] {
+        self.details.as_ref().map_or(&[], |d| &d.peer_certificates)
+    }
+
+    /// The ALPN protocol agreed over TLS, if any.
+    pub fn alpn(&self) -> Option<&[u8]> {
+        self.details.as_ref()?.alpn.as_deref()
+    }
+
+    /// The TLS server name the client asked for (server side), if any.
+    pub fn server_name(&self) -> Option<&str> {
+        self.details.as_ref()?.server_name.as_deref()
+    }
+
+    /// The WebSocket upgrade request's headers (name, value).
+    pub fn http_headers(&self) -> &[(String, String)] {
+        self.details.as_ref().map_or(&[], |d| &d.http_headers)
     }
 }
 

@@ -35,7 +35,7 @@ mod tls;
 
 pub use addr::{Scheme, ServerAddr};
 pub use client::{ConnectOptions, connect, connect_tcp, tls_handshake};
-pub use conn::{Connection, ConnectionInfo, Io, TransportKind};
+pub use conn::{Connection, ConnectionDetails, ConnectionInfo, Io, TransportKind};
 pub use error::TransportError;
 pub use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 pub use server::{Incoming, Listener};

@@ -110,9 +110,10 @@ impl Incoming {
             })?;
         let (_, session) = tls.get_ref();
         info.kind = TransportKind::Tls;
-        info.alpn = session.alpn_protocol().map(<[u8]>::to_vec);
-        info.server_name = session.server_name().map(str::to_string);
-        info.peer_certificates = session
+        let details = info.details_mut();
+        details.alpn = session.alpn_protocol().map(<[u8]>::to_vec);
+        details.server_name = session.server_name().map(str::to_string);
+        details.peer_certificates = session
             .peer_certificates()
             .map(<[_]>::to_vec)
             .unwrap_or_default();

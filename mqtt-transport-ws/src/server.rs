@@ -161,7 +161,7 @@ pub async fn accept(conn: Connection, options: &WsServerOptions) -> Result<Conne
     .await
     .map_err(|_| WsError::Timeout)?
     .map_err(crate::handshake_error)?;
-    info.http_headers = headers
+    info.details_mut().http_headers = headers
         .lock()
         .map(|mut h| std::mem::take(&mut *h))
         .unwrap_or_default();

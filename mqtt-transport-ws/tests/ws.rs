@@ -61,7 +61,7 @@ async fn echo_server(
             }
         };
         log.push(format!("kind {:?}", conn.info().kind));
-        for (name, value) in &conn.info().http_headers {
+        for (name, value) in conn.info().http_headers() {
             log.push(format!("header {name}: {value}"));
         }
         let mut d = Decoder::server().with_max_packet_size(4 << 20);

@@ -242,7 +242,7 @@ impl Hooks for FileAuth {
             );
         }
         if self.cert_identity != CertIdentity::Off
-            && let Some(leaf) = connection.peer_certificates.first()
+            && let Some(leaf) = connection.peer_certificates().first()
         {
             // The transport verified the chain against the listener's CAs.
             return match certificate_identity(leaf.as_ref(), self.cert_identity) {
@@ -255,7 +255,7 @@ impl Hooks for FileAuth {
             };
         }
         if !self.ws_tokens.is_empty() {
-            match self.ws_tokens.check(&connection.http_headers) {
+            match self.ws_tokens.check(connection.http_headers()) {
                 TokenCheck::User(user) => {
                     return self.accept(connect, state, Some(user), "WebSocket token");
                 }
@@ -515,11 +515,11 @@ mod tests {
         let a = FileAuth::builder().ws_token("t0k", "carol").build();
         let mut i = info();
         i.kind = TransportKind::WebSocket;
-        i.http_headers = vec![("Cookie".into(), "mqtt_token=t0k".into())];
+        i.details_mut().http_headers = vec![("Cookie".into(), "mqtt_token=t0k".into())];
         let (step, s) = auth(&a, &connect(ProtocolVersion::V3_1_1, None, None), &i);
         assert_eq!(step, AuthStep::Accept);
         assert_eq!(s.identity.as_deref(), Some("carol"));
-        i.http_headers = vec![("Authorization".into(), "Bearer bad".into())];
+        i.details_mut().http_headers = vec![("Authorization".into(), "Bearer bad".into())];
         let (step, _) = auth(&a, &connect(ProtocolVersion::V3_1_1, None, None), &i);
         assert_eq!(step, AuthStep::Refuse(ConnectReason::BadUserNameOrPassword));
     }
