@@ -359,8 +359,8 @@ impl Conn {
 /// What a connection's loop keeps between turns besides the [`Conn`]:
 /// its socket halves, buffers and waits.
 struct Link {
-    rd: tokio::io::ReadHalf<Connection>,
-    wr: tokio::io::WriteHalf<Connection>,
+    /// The socket, read and written through [`Half`]s.
+    io: std::sync::Mutex<Connection>,
     rbuf: BytesMut,
     read_size: usize,
     keep_buffers_until: Option<Instant>,
@@ -399,7 +399,7 @@ pub(crate) fn serve(
     let info = conn.shared_info();
     let epoch = Instant::now();
     let session = ServerSession::new(shared.config.session.clone(), mqtt_session::Instant::ZERO);
-    let mut c = Box::new(Conn {
+    let c = Conn {
         shared: shared.clone(),
         id,
         info,
@@ -422,13 +422,11 @@ pub(crate) fn serve(
         pressure: false,
         routed_copies: 0,
         congested: None,
-    });
+    };
     shared.stats.connections.fetch_add(1, Ordering::Relaxed);
     debug!(peer = %c.info.peer_addr, kind = ?c.info.kind, "connection opened");
-    let (rd, wr) = tokio::io::split(conn);
-    let mut l = Box::new(Link {
-        rd,
-        wr,
+    let l = Link {
+        io: std::sync::Mutex::new(conn),
         // Small at first: the CONNECT packet, kept for the connection's
         // life, shares its read buffer's memory.
         rbuf: BytesMut::with_capacity(512),
@@ -440,14 +438,16 @@ pub(crate) fn serve(
         commits: shared.persist.as_ref().map(|p| p.watch()),
         timer: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
         _slot: slot,
-    });
-    // (The future captures the two boxes alone: what a future captures
-    // stays in it for its whole life.)
+    };
+    // One allocation for both. (The future captures the box alone: what a
+    // future captures stays in it for its whole life.)
+    let mut both = Box::new((c, l));
     async move {
-        while let Turn::Idle = Box::pin(run(&mut c, &mut l)).await {
-            park(&mut c, &mut l).await;
+        let (c, l) = &mut *both;
+        while let Turn::Idle = Box::pin(run(c, l)).await {
+            park(c, l).await;
         }
-        Box::pin(close(&mut c, &mut l)).await;
+        Box::pin(close(c, l)).await;
     }
 }
 
@@ -490,7 +490,7 @@ async fn run(c: &mut Conn, l: &mut Link) -> Turn {
                         let wide = std::mem::take(&mut c.routed_copies) > BURST;
                         fill_out(c, &mut out);
                         c.handle_events().await;
-                        if !wide && !write_now(c, &mut out, &mut l.wr, &mut l.read_open) {
+                        if !wide && !write_now(c, &mut out, &mut Half(&l.io), &mut l.read_open) {
                             break;
                         }
                     }
@@ -605,9 +605,8 @@ async fn run(c: &mut Conn, l: &mut Link) -> Turn {
             .into_iter()
             .flatten()
             .min();
+        let (mut rd, mut wr) = (Half(&l.io), Half(&l.io));
         let Link {
-            rd,
-            wr,
             rbuf,
             read_size,
             shutdown,
@@ -625,7 +624,7 @@ async fn run(c: &mut Conn, l: &mut Link) -> Turn {
                     c.session.disconnect(DisconnectReason::ServerShuttingDown);
                 }
             }
-            r = out.write(wr), if out.can_write() => {
+            r = out.write(&mut wr), if out.can_write() => {
                 wrote(r, c, &mut out, read_open);
             }
             r = rd.read_buf(rbuf), if *read_open && c.ended.is_none() && !c.session.is_closed() && out.len < WRITE_HIGH && congested.is_none() && throttled.is_none() => {
@@ -674,7 +673,7 @@ fn park<'a>(c: &'a mut Conn, l: &'a mut Link) -> impl std::future::Future<Output
         }
         let mut buf = tokio::io::ReadBuf::new(&mut first);
         if let std::task::Poll::Ready(r) =
-            tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut l.rd), cx, &mut buf)
+            tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut Half(&l.io)), cx, &mut buf)
         {
             let r = r.map(|()| {
                 l.rbuf.extend_from_slice(buf.filled());
@@ -729,7 +728,7 @@ fn on_read(c: &mut Conn, r: std::io::Result<usize>, read_size: &mut usize, read_
 /// Ends the connection: shuts the socket down, lingers for the peer to
 /// close its side, and settles the session with the broker.
 async fn close(c: &mut Conn, l: &mut Link) {
-    let _ = tokio::time::timeout(LINGER, l.wr.shutdown()).await;
+    let _ = tokio::time::timeout(LINGER, Half(&l.io).shutdown()).await;
     // Lingering close: let the peer finish (a WebSocket peer answers our
     // Close frame) instead of resetting it with unread data, for a moment.
     if l.read_open {
@@ -737,7 +736,7 @@ async fn close(c: &mut Conn, l: &mut Link) {
             // On the heap: an array here would sit in every connection's
             // task for its whole life.
             let mut sink = vec![0u8; 4096];
-            while let Ok(n) = l.rd.read(&mut sink).await {
+            while let Ok(n) = Half(&l.io).read(&mut sink).await {
                 if n == 0 {
                     break;
                 }
@@ -751,6 +750,73 @@ async fn close(c: &mut Conn, l: &mut Link) {
     c.finish();
     c.shared.stats.connections.fetch_sub(1, Ordering::Relaxed);
     debug!(peer = %c.info.peer_addr, "connection closed");
+}
+
+/// One side's access to the connection's socket: the loop waits to read
+/// and to write at once, each wait through its own `Half`, and polls them
+/// one at a time (so the lock is never contended; it makes the halves
+/// shareable without an allocation of their own).
+struct Half<'a>(&'a std::sync::Mutex<Connection>);
+
+impl Half<'_> {
+    fn with<R>(
+        &self,
+        f: impl FnOnce(std::pin::Pin<&mut Connection>) -> std::task::Poll<std::io::Result<R>>,
+    ) -> std::task::Poll<std::io::Result<R>> {
+        match self.0.try_lock() {
+            Ok(mut io) => f(std::pin::Pin::new(&mut io)),
+            Err(std::sync::TryLockError::Poisoned(p)) => f(std::pin::Pin::new(&mut p.into_inner())),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                std::task::Poll::Ready(Err(std::io::Error::other("socket in use")))
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Half<'_> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.with(|io| io.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Half<'_> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.with(|io| io.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.with(|io| io.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.try_lock().map_or(true, |io| io.is_write_vectored())
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.with(|io| io.poll_flush(cx))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.with(|io| io.poll_shutdown(cx))
+    }
 }
 
 /// Moves what the session has to send into `out`, up to its high-water mark.

@@ -51,9 +51,20 @@ pub(crate) struct Mailbox {
     pub(crate) dropped: AtomicU64,
     /// Wakes publishers paused on this mailbox once it has room again.
     pub(crate) space: Notify,
-    /// When its connection last took messages (ms since `created`).
+    /// When its connection last took messages (ms since [`epoch`]).
     progress_ms: AtomicU64,
-    created: Instant,
+}
+
+/// The origin of every mailbox's progress time (one for the process: a
+/// mailbox does not keep its own).
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Milliseconds from [`epoch`] to `at`.
+fn since_epoch(at: Instant) -> u64 {
+    at.saturating_duration_since(epoch()).as_millis() as u64
 }
 
 /// How long a mailbox may sit above its high-water mark without its
@@ -69,8 +80,7 @@ impl Mailbox {
             notify: Default::default(),
             dropped: AtomicU64::new(0),
             space: Notify::new(),
-            progress_ms: AtomicU64::new(0),
-            created: Instant::now(),
+            progress_ms: AtomicU64::new(since_epoch(Instant::now())),
         }
     }
 
@@ -113,8 +123,7 @@ impl Mailbox {
             }
             if q.is_empty() {
                 // The clock for "stuck" starts when messages start waiting.
-                let ms = at.saturating_duration_since(self.created).as_millis() as u64;
-                self.progress_ms.store(ms, Ordering::Relaxed);
+                self.progress_ms.store(since_epoch(at), Ordering::Relaxed);
             }
             q.push_back(Queued { publish, at, seq });
             report(q.back(), Push::Queued);
@@ -142,16 +151,15 @@ impl Mailbox {
 
     /// Its connection has taken nothing for [`STUCK_AFTER`].
     pub(crate) fn is_stuck(&self, now: Instant) -> bool {
-        let last = self.created
-            + std::time::Duration::from_millis(self.progress_ms.load(Ordering::Relaxed));
+        let last =
+            epoch() + std::time::Duration::from_millis(self.progress_ms.load(Ordering::Relaxed));
         now.saturating_duration_since(last) >= STUCK_AFTER
     }
 
     /// The connection handed messages to its session: record the progress
     /// and wake paused publishers when below the high-water mark.
     pub(crate) fn made_progress(&self, now: Instant) {
-        let ms = now.saturating_duration_since(self.created).as_millis() as u64;
-        self.progress_ms.store(ms, Ordering::Relaxed);
+        self.progress_ms.store(since_epoch(now), Ordering::Relaxed);
         if self.lock().len() < self.limit / 2 {
             self.space.notify_waiters();
         }

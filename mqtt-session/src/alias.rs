@@ -38,8 +38,8 @@ impl AliasError {
 #[derive(Clone, Debug, Default)]
 pub struct InboundAliases {
     /// Mappings, grown as aliases are first used (most connections use
-    /// none: no memory is taken for them).
-    topics: Vec<Option<TopicName>>,
+    /// none: no memory is taken for them, and a pointer's worth here).
+    topics: Option<Box<Vec<Option<TopicName>>>>,
     max: u16,
 }
 
@@ -47,10 +47,7 @@ impl InboundAliases {
     /// A map accepting aliases 1 to `max` (the Topic Alias Maximum this side
     /// announced; 0 accepts none).
     pub fn new(max: u16) -> InboundAliases {
-        InboundAliases {
-            topics: Vec::new(),
-            max,
-        }
+        InboundAliases { topics: None, max }
     }
 
     /// The Topic Alias Maximum.
@@ -73,10 +70,11 @@ impl InboundAliases {
                 max,
             });
         }
-        if self.topics.len() <= index {
-            self.topics.resize(index + 1, None);
+        let topics = self.topics.get_or_insert_default();
+        if topics.len() <= index {
+            topics.resize(index + 1, None);
         }
-        let slot = self.topics.get_mut(index).ok_or(AliasError::TooLarge {
+        let slot = topics.get_mut(index).ok_or(AliasError::TooLarge {
             alias: alias.get(),
             max,
         })?;
@@ -104,7 +102,8 @@ impl InboundAliases {
 #[derive(Clone, Debug, Default)]
 pub struct OutboundAliases {
     max: u16,
-    assigned: BTreeMap<TopicName, NonZeroU16>,
+    /// (Boxed once the first alias is assigned: most connections have none.)
+    assigned: Option<Box<BTreeMap<TopicName, NonZeroU16>>>,
 }
 
 impl OutboundAliases {
@@ -112,7 +111,7 @@ impl OutboundAliases {
     pub fn new(max: u16) -> OutboundAliases {
         OutboundAliases {
             max,
-            assigned: BTreeMap::new(),
+            assigned: None,
         }
     }
 
@@ -124,15 +123,16 @@ impl OutboundAliases {
             return;
         }
         let topic = publish.topic_name();
-        if let Some(&alias) = self.assigned.get(&topic) {
+        let assigned = self.assigned.get_or_insert_default();
+        if let Some(&alias) = assigned.get(&topic) {
             publish.set_topic(TopicName::default());
             publish.properties_mut().topic_alias = Some(alias);
             return;
         }
-        let next = self.assigned.len() + 1;
+        let next = assigned.len() + 1;
         if let Some(alias) = NonZeroU16::new(next as u16).filter(|_| next <= usize::from(self.max))
         {
-            self.assigned.insert(topic, alias);
+            assigned.insert(topic, alias);
             publish.properties_mut().topic_alias = Some(alias);
         }
     }

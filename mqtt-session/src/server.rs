@@ -178,7 +178,8 @@ pub struct ServerSession {
     /// What the session needs of the CONNECT (the packet itself goes to
     /// the application in [`ServerEvent::Connect`]).
     connect: Option<ConnectTerms>,
-    early: VecDeque<Packet>,
+    /// What the client sent before CONNACK (rare; boxed when any).
+    early: Option<Box<VecDeque<Packet>>>,
     outgoing: Outgoing,
     incoming: Incoming,
     transmit: VecDeque<Packet>,
@@ -188,7 +189,8 @@ pub struct ServerSession {
     client_max_packet: Option<u32>,
     /// What the final CONNACK announced, and so what is enforced.
     enforced: Enforced,
-    keep_alive: Option<Duration>,
+    /// The Keep Alive in force, in seconds (0: none).
+    keep_alive: u16,
     last_received: Instant,
     created: Instant,
     next_request: u64,
@@ -246,7 +248,7 @@ impl ServerSession {
             state: State::AwaitingConnect,
             version: ProtocolVersion::V3_1_1,
             connect: None,
-            early: VecDeque::new(),
+            early: None,
             incoming: Incoming::default(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
@@ -254,7 +256,7 @@ impl ServerSession {
             outbound_aliases: OutboundAliases::new(0),
             client_max_packet: None,
             enforced: Enforced::default(),
-            keep_alive: None,
+            keep_alive: 0,
             last_received: now,
             created: now,
             next_request: 0,
@@ -287,7 +289,6 @@ impl ServerSession {
                 q.shrink_to_fit();
             }
         }
-        shrink(&mut self.early);
         shrink(&mut self.transmit);
         shrink(&mut self.events);
         self.outgoing.shrink_buffers();
@@ -428,13 +429,16 @@ impl ServerSession {
                 }
                 // A client may send before CONNACK; keep it (bounded) until then.
                 if matches!(packet, Packet::Connect(_))
-                    || self.early.len() >= self.options.max_queued
+                    || self
+                        .early
+                        .as_ref()
+                        .is_some_and(|e| e.len() >= self.options.max_queued)
                 {
                     return Err(
                         self.violation(DisconnectReason::ProtocolError, "packets before CONNACK")
                     );
                 }
-                self.early.push_back(packet);
+                self.early.get_or_insert_default().push_back(packet);
                 Ok(())
             }
             State::Connected => self.on_packet(packet),
@@ -573,7 +577,7 @@ impl ServerSession {
             .server_keep_alive
             .filter(|_| v5)
             .unwrap_or(connect.keep_alive);
-        self.keep_alive = (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive)));
+        self.keep_alive = keep_alive;
         self.last_received = now;
         // Enforce exactly what the CONNACK announces.
         let ap = &connack.properties;
@@ -631,7 +635,7 @@ impl ServerSession {
         }
         // [MQTT-4.4.0-1]: resend what was in flight, in order.
         self.outgoing.resume(receive_maximum);
-        while let Some(p) = self.early.pop_front() {
+        for p in self.early.take().into_iter().flat_map(|e| *e) {
             if self.on_packet(p).is_err() {
                 break;
             }
@@ -841,7 +845,10 @@ impl ServerSession {
         match self.state {
             State::AwaitingConnect => self.options.connect_timeout.map(|t| self.created + t),
             // [MQTT-3.1.2-22] (3.1.1 [MQTT-3.1.2-24]): one and a half times the Keep Alive.
-            State::Connected => self.keep_alive.map(|k| self.last_received + k + k / 2),
+            State::Connected => (self.keep_alive > 0).then(|| {
+                let k = Duration::from_secs(u64::from(self.keep_alive));
+                self.last_received + k + k / 2
+            }),
             _ => None,
         }
     }

@@ -104,17 +104,44 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 /// is known about the peer. The client and the broker see the same type
 /// whether the bytes travel over TCP, TLS, WebSocket or secure WebSocket.
 pub struct Connection {
-    io: Box<dyn Io>,
+    io: Stream,
     /// Shared: whoever keeps it for the connection's life (a broker's
     /// authentication hooks) holds the same copy.
     info: std::sync::Arc<ConnectionInfo>,
 }
 
+/// The byte stream: a TCP socket in place (a server holds thousands of
+/// connections, most of them plain TCP: no allocation of their own), any
+/// other stream boxed.
+enum Stream {
+    Tcp(tokio::net::TcpStream),
+    Other(Box<dyn Io>),
+}
+
+impl Stream {
+    fn pin(&mut self) -> Pin<&mut (dyn Io + 'static)> {
+        match self {
+            Stream::Tcp(s) => Pin::new(s),
+            Stream::Other(b) => Pin::new(&mut **b),
+        }
+    }
+}
+
 impl Connection {
     /// A connection over `io`.
     pub fn new(io: impl Io, info: ConnectionInfo) -> Connection {
+        let mut io = Some(io);
+        let tcp = (&mut io as &mut dyn std::any::Any)
+            .downcast_mut::<Option<tokio::net::TcpStream>>()
+            .and_then(Option::take);
+        let io = match (tcp, io) {
+            (Some(tcp), _) => Stream::Tcp(tcp),
+            (None, Some(other)) => Stream::Other(Box::new(other)),
+            // (`io` is taken only when it is a TcpStream.)
+            (None, None) => unreachable!("the stream is one or the other"),
+        };
         Connection {
-            io: Box::new(io),
+            io,
             info: std::sync::Arc::new(info),
         }
     }
@@ -149,7 +176,7 @@ impl AsyncRead for Connection {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.io).poll_read(cx, buf)
+        self.io.pin().poll_read(cx, buf)
     }
 }
 
@@ -159,7 +186,7 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.io).poll_write(cx, buf)
+        self.io.pin().poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -167,18 +194,21 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.io).poll_write_vectored(cx, bufs)
+        self.io.pin().poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        match &self.io {
+            Stream::Tcp(s) => s.is_write_vectored(),
+            Stream::Other(b) => b.is_write_vectored(),
+        }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.io).poll_flush(cx)
+        self.io.pin().poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.io).poll_shutdown(cx)
+        self.io.pin().poll_shutdown(cx)
     }
 }
