@@ -443,17 +443,16 @@ pub(crate) fn serve(
     // future captures stays in it for its whole life.)
     let mut both = Box::new((c, l));
     async move {
-        let (c, l) = &mut *both;
-        while let Turn::Idle = Box::pin(run(c, l)).await {
-            park(c, l).await;
+        while let Turn::Idle = Box::pin(run(&mut both)).await {
+            park(&mut both).await;
         }
-        Box::pin(close(c, l)).await;
+        Box::pin(close(&mut both)).await;
     }
 }
 
 /// The connection's loop while it has work: returns once it is idle (see
 /// [`Turn::Idle`]) or over.
-async fn run(c: &mut Conn, l: &mut Link) -> Turn {
+async fn run((c, l): &mut (Conn, Link)) -> Turn {
     let peer = c.info.peer_addr;
     let shared = c.shared.clone();
     let control = c.control.clone();
@@ -649,7 +648,8 @@ async fn run(c: &mut Conn, l: &mut Link) -> Turn {
 /// Waits, holding little, until an idle connection has something to do:
 /// bytes from the peer (read into the small idle buffer), a message in its
 /// mailbox (taken by [`run`]), a control, or the session's deadline.
-fn park<'a>(c: &'a mut Conn, l: &'a mut Link) -> impl std::future::Future<Output = ()> + 'a {
+fn park(t: &mut (Conn, Link)) -> impl std::future::Future<Output = ()> + '_ {
+    let (c, l) = t;
     let deadline = c.session.poll_timeout().map(|t| c.to_instant(t));
     if let Some(d) = deadline {
         set_timer(&mut l.timer, d);
@@ -661,6 +661,7 @@ fn park<'a>(c: &'a mut Conn, l: &'a mut Link) -> impl std::future::Future<Output
     // (Nothing else kept across polls but what the connection holds: this
     // future sits in every idle connection's task.)
     std::future::poll_fn(move |cx| {
+        let (c, l) = &mut *t;
         if let Some(ctl) = c.control.poll_recv(cx) {
             on_control(c, ctl);
             return std::task::Poll::Ready(());
@@ -727,7 +728,7 @@ fn on_read(c: &mut Conn, r: std::io::Result<usize>, read_size: &mut usize, read_
 
 /// Ends the connection: shuts the socket down, lingers for the peer to
 /// close its side, and settles the session with the broker.
-async fn close(c: &mut Conn, l: &mut Link) {
+async fn close((c, l): &mut (Conn, Link)) {
     let _ = tokio::time::timeout(LINGER, Half(&l.io).shutdown()).await;
     // Lingering close: let the peer finish (a WebSocket peer answers our
     // Close frame) instead of resetting it with unread data, for a moment.
