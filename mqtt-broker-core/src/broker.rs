@@ -154,6 +154,8 @@ pub struct Stats {
 
 pub(crate) struct Shared {
     pub(crate) config: BrokerConfig,
+    /// `config.session`, shared by every connection's session.
+    pub(crate) session_options: Arc<mqtt_session::ServerOptions>,
     pub(crate) hooks: Arc<dyn Hooks>,
     state: Mutex<State>,
     pub(crate) shutdown: watch::Sender<bool>,
@@ -372,6 +374,7 @@ impl Broker {
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
+            session_options: Arc::new(config.session.clone()),
             config,
             hooks,
             shutdown,

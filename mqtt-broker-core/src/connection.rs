@@ -398,7 +398,7 @@ pub(crate) fn serve(
     let id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
     let info = conn.shared_info();
     let epoch = Instant::now();
-    let session = ServerSession::new(shared.config.session.clone(), mqtt_session::Instant::ZERO);
+    let session = ServerSession::new(shared.session_options.clone(), mqtt_session::Instant::ZERO);
     let c = Conn {
         shared: shared.clone(),
         id,

@@ -239,7 +239,7 @@ impl ClientSession {
 
     /// Messages in flight (sent, not yet fully acknowledged).
     pub fn in_flight(&self) -> usize {
-        self.outgoing.inflight.len()
+        self.outgoing.in_flight()
     }
 
     /// Messages queued and not yet sent.
@@ -318,7 +318,7 @@ impl ClientSession {
         let requests = core::mem::take(&mut self.requests);
         for (id, (request, packet)) in requests.into_iter().rev() {
             if let Some(pid) = PacketId::new(id) {
-                self.outgoing.ids.release(pid);
+                self.outgoing.ids().release(pid);
             }
             self.queued_requests.push_front((request, packet));
         }
@@ -560,7 +560,7 @@ impl ClientSession {
             }
         }
         if let Some((request, r)) = self.requests.remove(&s.packet_id.get()) {
-            self.outgoing.ids.release(s.packet_id);
+            self.outgoing.ids().release(s.packet_id);
             let (Request::Subscribe(sub) | Request::Restore(sub)) = &r else {
                 return Ok(());
             };
@@ -593,7 +593,7 @@ impl ClientSession {
             }
         }
         if let Some((request, r)) = self.requests.remove(&u.packet_id.get()) {
-            self.outgoing.ids.release(u.packet_id);
+            self.outgoing.ids().release(u.packet_id);
             if let Request::Unsubscribe(unsub) = &r {
                 for f in &unsub.filters {
                     self.granted.remove(f.as_str());
@@ -775,7 +775,7 @@ impl ClientSession {
             return;
         }
         while let Some((request, mut r)) = self.queued_requests.pop_front() {
-            let Some(id) = self.outgoing.ids.allocate() else {
+            let Some(id) = self.outgoing.ids().allocate() else {
                 self.queued_requests.push_front((request, r));
                 break;
             };

@@ -69,60 +69,93 @@ pub struct UnexpectedAck {
 /// flight (in send order), the packet identifiers they hold, and the quota.
 #[derive(Clone, Debug)]
 pub(crate) struct Outgoing {
-    pub(crate) ids: PacketIds,
+    /// Made when first needed, given back when empty (see
+    /// [`shrink_buffers`](Outgoing::shrink_buffers)): an idle session
+    /// keeps a pointer's worth.
+    queues: Option<alloc::boxed::Box<Queues>>,
     pub(crate) quota: SendQuota,
+    pending_limit: usize,
+    next_seq: u64,
+}
+
+/// Messages waiting and in flight, and the packet identifiers they hold.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Queues {
+    pub(crate) ids: PacketIds,
     pub(crate) inflight: IdMap<Flight>,
     /// Packet ids whose PUBLISH or PUBREL must be (re)sent, in send order.
     resend: VecDeque<u16>,
     pub(crate) pending: VecDeque<(RequestId, Publish)>,
-    pending_limit: usize,
-    next_seq: u64,
 }
 
 impl Outgoing {
     pub(crate) fn new(pending_limit: usize) -> Outgoing {
         Outgoing {
-            ids: PacketIds::new(),
+            queues: None,
             quota: SendQuota::default(),
-            inflight: IdMap::default(),
-            resend: VecDeque::new(),
-            pending: VecDeque::new(),
             pending_limit,
             next_seq: 0,
         }
     }
 
+    /// The queues, made if there are none.
+    pub(crate) fn queues(&mut self) -> &mut Queues {
+        self.queues.get_or_insert_default()
+    }
+
+    /// The packet identifiers in use.
+    pub(crate) fn ids(&mut self) -> &mut PacketIds {
+        &mut self.queues().ids
+    }
+
+    /// Messages in flight.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.queues.as_ref().map_or(0, |q| q.inflight.len())
+    }
+
     /// Queues a message; `Err` gives it back when the queue is full.
     pub(crate) fn enqueue(&mut self, request: RequestId, publish: Publish) -> Result<(), Publish> {
-        if self.pending.len() >= self.pending_limit {
+        if self.pending_len() >= self.pending_limit {
             return Err(publish);
         }
-        self.pending.push_back((request, publish));
+        self.queues().pending.push_back((request, publish));
         Ok(())
     }
 
-    /// Gives back the memory of empty queues.
+    /// Gives back the memory of empty queues: all of it when nothing is
+    /// waiting or in flight and no packet identifier is in use.
     pub(crate) fn shrink_buffers(&mut self) {
-        if self.pending.is_empty() {
-            self.pending.shrink_to_fit();
+        let Some(q) = self.queues.as_mut() else {
+            return;
+        };
+        if q.pending.is_empty()
+            && q.resend.is_empty()
+            && q.inflight.is_empty()
+            && q.ids.in_use() == 0
+        {
+            self.queues = None;
+            return;
         }
-        if self.resend.is_empty() {
-            self.resend.shrink_to_fit();
+        if q.pending.is_empty() {
+            q.pending.shrink_to_fit();
         }
-        if self.inflight.is_empty() {
-            self.inflight.shrink_to_fit();
-            self.ids.shrink_to_fit();
+        if q.resend.is_empty() {
+            q.resend.shrink_to_fit();
+        }
+        if q.inflight.is_empty() {
+            q.inflight.shrink_to_fit();
+            q.ids.shrink_to_fit();
         }
     }
 
     /// Messages waiting for quota or a packet identifier.
     pub(crate) fn pending_len(&self) -> usize {
-        self.pending.len()
+        self.queues.as_ref().map_or(0, |q| q.pending.len())
     }
 
     /// How many more messages the queue takes.
     pub(crate) fn space(&self) -> usize {
-        self.pending_limit.saturating_sub(self.pending.len())
+        self.pending_limit.saturating_sub(self.pending_len())
     }
 
     /// Moves messages to the wire while quota and identifiers allow: first
@@ -138,6 +171,9 @@ impl Outgoing {
         mut out: impl FnMut(Fill),
         mut accept: impl FnMut(&Publish) -> bool,
     ) {
+        let Some(q) = self.queues.as_mut() else {
+            return;
+        };
         let mut sends = 0;
         let mut out = |f: Fill| {
             if let Fill::Send(_) = &f {
@@ -146,9 +182,9 @@ impl Outgoing {
             out(f);
             sends >= max_sends
         };
-        while let Some(&id) = self.resend.front() {
-            let Some(flight) = self.inflight.get(&id) else {
-                self.resend.pop_front();
+        while let Some(&id) = q.resend.front() {
+            let Some(flight) = q.inflight.get(&id) else {
+                q.resend.pop_front();
                 continue;
             };
             // Every flow in flight holds one unit of quota, a QoS 2 flow until
@@ -165,20 +201,20 @@ impl Outgoing {
                     p.into()
                 }
             };
-            self.resend.pop_front();
+            q.resend.pop_front();
             if out(Fill::Send(packet)) {
                 return;
             }
         }
-        while let Some((_, publish)) = self.pending.front() {
+        while let Some((_, publish)) = q.pending.front() {
             if !accept(publish) {
-                if let Some((request, _)) = self.pending.pop_front() {
+                if let Some((request, _)) = q.pending.pop_front() {
                     out(Fill::Refused(request));
                 }
                 continue;
             }
             if publish.qos() == QoS::AtMostOnce {
-                if let Some((request, mut publish)) = self.pending.pop_front() {
+                if let Some((request, mut publish)) = q.pending.pop_front() {
                     publish.dup = false;
                     out(Fill::SentAtMostOnce(request));
                     if out(Fill::Send(publish.into())) {
@@ -190,10 +226,10 @@ impl Outgoing {
             if self.quota.available() == 0 {
                 return;
             }
-            let Some(id) = self.ids.allocate() else {
+            let Some(id) = q.ids.allocate() else {
                 return;
             };
-            let Some((request, mut publish)) = self.pending.pop_front() else {
+            let Some((request, mut publish)) = q.pending.pop_front() else {
                 return;
             };
             self.quota.try_take();
@@ -203,7 +239,7 @@ impl Outgoing {
                 QoS::ExactlyOnce => FlightState::Qos2Sent(publish.clone()),
                 _ => FlightState::Qos1Sent(publish.clone()),
             };
-            self.inflight.insert(
+            q.inflight.insert(
                 id.get(),
                 Flight {
                     request,
@@ -222,10 +258,16 @@ impl Outgoing {
     }
 
     fn finish(&mut self, id: u16) -> Option<Flight> {
-        let flight = self.inflight.remove(&id)?;
-        self.ids.release(packet_id(id));
+        let q = self.queues.as_mut()?;
+        let flight = q.inflight.remove(&id)?;
+        q.ids.release(packet_id(id));
         self.quota.give_back();
         Some(flight)
+    }
+
+    /// The flight holding `id`, if any.
+    fn flight(&self, id: u16) -> Option<&Flight> {
+        self.queues.as_ref()?.inflight.get(&id)
     }
 
     /// PUBACK: ends a QoS 1 flow.
@@ -234,7 +276,7 @@ impl Outgoing {
         id: PacketId,
         reason: PubAckReason,
     ) -> Result<(RequestId, Outcome), UnexpectedAck> {
-        match self.inflight.get(&id.get()).map(|f| &f.state) {
+        match self.flight(id.get()).map(|f| &f.state) {
             Some(FlightState::Qos1Sent(_)) => {}
             _ => {
                 return Err(UnexpectedAck {
@@ -268,7 +310,11 @@ impl Outgoing {
             packet: "PUBREC",
             id: id.get(),
         };
-        let flight = self.inflight.get_mut(&id.get()).ok_or(unexpected)?;
+        let flight = self
+            .queues
+            .as_mut()
+            .and_then(|q| q.inflight.get_mut(&id.get()))
+            .ok_or(unexpected)?;
         match flight.state {
             FlightState::Qos2Sent(_) if reason.is_error() => {
                 let flight = self.finish(id.get()).ok_or(unexpected)?;
@@ -288,7 +334,7 @@ impl Outgoing {
         id: PacketId,
         reason: PubRelReason,
     ) -> Result<(RequestId, Outcome), UnexpectedAck> {
-        match self.inflight.get(&id.get()).map(|f| &f.state) {
+        match self.flight(id.get()).map(|f| &f.state) {
             Some(FlightState::Released) => {}
             _ => {
                 return Err(UnexpectedAck {
@@ -313,10 +359,13 @@ impl Outgoing {
     /// sent again, in its original order ([MQTT-4.4.0-1]).
     pub(crate) fn resume(&mut self, receive_maximum: u16) {
         self.quota = SendQuota::new(receive_maximum);
+        let Some(q) = self.queues.as_mut() else {
+            return;
+        };
         let mut order: alloc::vec::Vec<(u64, u16)> =
-            self.inflight.iter().map(|(&id, f)| (f.seq, id)).collect();
+            q.inflight.iter().map(|(&id, f)| (f.seq, id)).collect();
         order.sort_unstable();
-        self.resend = order.into_iter().map(|(_, id)| id).collect();
+        q.resend = order.into_iter().map(|(_, id)| id).collect();
     }
 
     /// A new network connection on which the peer kept no session: messages
@@ -324,16 +373,19 @@ impl Outgoing {
     /// QoS 2 flows that had reached PUBREL are taken as delivered.
     pub(crate) fn restart(&mut self, receive_maximum: u16) -> alloc::vec::Vec<RequestId> {
         self.quota = SendQuota::new(receive_maximum);
-        self.resend.clear();
+        let Some(q) = self.queues.as_mut() else {
+            return alloc::vec::Vec::new();
+        };
+        q.resend.clear();
         let mut flights: alloc::vec::Vec<Flight> =
-            core::mem::take(&mut self.inflight).into_values().collect();
+            core::mem::take(&mut q.inflight).into_values().collect();
         flights.sort_unstable_by_key(|f| f.seq);
-        self.ids = PacketIds::new();
+        q.ids = PacketIds::new();
         let mut released = alloc::vec::Vec::new();
         for flight in flights.into_iter().rev() {
             match flight.state {
                 FlightState::Qos1Sent(p) | FlightState::Qos2Sent(p) => {
-                    self.pending.push_front((flight.request, p));
+                    q.pending.push_front((flight.request, p));
                 }
                 FlightState::Released => released.push(flight.request),
             }
@@ -357,7 +409,10 @@ impl Outgoing {
     /// Messages in flight in send order, and messages waiting, each with
     /// its request.
     pub(crate) fn snapshot(&self) -> Snapshot {
-        let mut flights: alloc::vec::Vec<(u64, PacketId, RequestId, FlightState)> = self
+        let Some(q) = self.queues.as_ref() else {
+            return (alloc::vec::Vec::new(), alloc::vec::Vec::new());
+        };
+        let mut flights: alloc::vec::Vec<(u64, PacketId, RequestId, FlightState)> = q
             .inflight
             .iter()
             .map(|(&id, f)| (f.seq, packet_id(id), f.request, f.state.clone()))
@@ -368,7 +423,7 @@ impl Outgoing {
                 .into_iter()
                 .map(|(_, id, request, state)| (id, request, state))
                 .collect(),
-            self.pending.iter().cloned().collect(),
+            q.pending.iter().cloned().collect(),
         )
     }
 
@@ -379,11 +434,15 @@ impl Outgoing {
         inflight: alloc::vec::Vec<(PacketId, RequestId, FlightState)>,
         queued: alloc::vec::Vec<(RequestId, Publish)>,
     ) {
+        if inflight.is_empty() && queued.is_empty() {
+            return;
+        }
+        let q = self.queues.get_or_insert_default();
         for (id, request, state) in inflight {
-            if self.ids.reserve(id) {
+            if q.ids.reserve(id) {
                 let seq = self.next_seq;
                 self.next_seq += 1;
-                self.inflight.insert(
+                q.inflight.insert(
                     id.get(),
                     Flight {
                         request,
@@ -395,7 +454,7 @@ impl Outgoing {
         }
         // Stored messages are older than any queued since: they go first.
         for entry in queued.into_iter().rev() {
-            self.pending.push_front(entry);
+            q.pending.push_front(entry);
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::{
     incoming::Incoming,
     outgoing::{Fill, FlightState, Outcome, Outgoing},
 };
-use alloc::{boxed::Box, collections::VecDeque, vec::Vec};
+use alloc::{boxed::Box, collections::VecDeque, sync::Arc, vec::Vec};
 use core::{num::NonZeroU16, num::NonZeroU32, time::Duration};
 use mqtt_codec::{
     Auth, BytesMut, ConnAck, Connect, ConnectReason, DecodeError, Decoder, Disconnect,
@@ -171,7 +171,8 @@ enum State {
 /// packets and time in, poll packets, [`ServerEvent`]s and deadlines out.
 #[derive(Debug)]
 pub struct ServerSession {
-    options: ServerOptions,
+    /// Shared by every session made from the same options.
+    options: Arc<ServerOptions>,
     state: State,
     version: ProtocolVersion,
     decoder: Decoder,
@@ -239,8 +240,11 @@ impl ConnectTerms {
 }
 
 impl ServerSession {
-    /// A session for a connection accepted at `now`.
-    pub fn new(options: ServerOptions, now: Instant) -> ServerSession {
+    /// A session for a connection accepted at `now`. A server makes every
+    /// session from one `Arc<ServerOptions>` (a `ServerOptions` is taken
+    /// too): each keeps a pointer, not a copy.
+    pub fn new(options: impl Into<Arc<ServerOptions>>, now: Instant) -> ServerSession {
+        let options = options.into();
         ServerSession {
             decoder: Decoder::server().with_max_packet_size(options.maximum_packet_size),
             outgoing: Outgoing::new(options.max_queued),
@@ -296,7 +300,7 @@ impl ServerSession {
 
     /// Messages sent to the client and not yet acknowledged.
     pub fn in_flight(&self) -> usize {
-        self.outgoing.inflight.len()
+        self.outgoing.in_flight()
     }
 
     /// How many more messages [`deliver`](Self::deliver) takes before its
