@@ -305,11 +305,9 @@ pub(crate) struct Conn {
     /// The session ended (the connection is closing), and why (boxed:
     /// kept for the log).
     ended: Option<Box<ConnectionError>>,
-    batch: VecDeque<Queued>,
-    /// Messages received and not yet routed (see [`Conn::route_burst`]).
-    burst: Vec<Publish>,
-    /// QoS 2 identifiers received and not yet stored as awaiting PUBREL.
-    awaiting: Vec<mqtt_codec::PacketId>,
+    /// Messages on their way through the connection while it is busy
+    /// (none while it is idle).
+    work: Option<Box<Work>>,
     /// The last burst found a subscriber's mailbox filling up: route one
     /// message at a time.
     pressure: bool,
@@ -363,11 +361,7 @@ struct Link {
     io: std::sync::Mutex<Connection>,
     rbuf: BytesMut,
     read_size: usize,
-    keep_buffers_until: Option<Instant>,
-    shutdown: tokio::sync::watch::Receiver<bool>,
     read_open: bool,
-    closing_since: Option<Instant>,
-    commits: Option<tokio::sync::watch::Receiver<u64>>,
     /// The connection's one timer, moved to each deadline in turn (on the
     /// heap, with the rest of the connection, not in its task's future).
     timer: std::pin::Pin<Box<tokio::time::Sleep>>,
@@ -416,9 +410,7 @@ pub(crate) fn serve(
         session_continues: false,
         will_done: false,
         ended: None,
-        batch: VecDeque::new(),
-        burst: Vec::new(),
-        awaiting: Vec::new(),
+        work: None,
         pressure: false,
         routed_copies: 0,
         congested: None,
@@ -431,11 +423,7 @@ pub(crate) fn serve(
         // life, shares its read buffer's memory.
         rbuf: BytesMut::with_capacity(512),
         read_size: 512,
-        keep_buffers_until: None,
-        shutdown: shared.shutdown.subscribe(),
         read_open: true,
-        closing_since: None,
-        commits: shared.persist.as_ref().map(|p| p.watch()),
         timer: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
         _slot: slot,
     };
@@ -458,6 +446,17 @@ async fn run((c, l): &mut (Conn, Link)) -> Turn {
     let control = c.control.clone();
     // What waits for the socket: nothing once the connection is idle.
     let mut out = OutQueue::new();
+    // Buffers grown by a burst are kept until then (the connection does
+    // not park meanwhile).
+    let mut keep_buffers_until: Option<Instant> = None;
+    // When an ending connection started closing.
+    let mut closing_since: Option<Instant> = None;
+    let mut commits = shared.persist.as_ref().map(|p| p.watch());
+    let mut shutdown = shared.shutdown.subscribe();
+    if *shutdown.borrow() {
+        // (Already shutting down when this connection started or woke.)
+        c.session.disconnect(DisconnectReason::ServerShuttingDown);
+    }
     loop {
         c.clock = Instant::now();
         c.handle_events().await;
@@ -506,7 +505,7 @@ async fn run((c, l): &mut (Conn, Link)) -> Turn {
         c.fill_from_mailbox();
         fill_out(c, &mut out);
         if out.chunks.len() > BURST_CHUNKS {
-            l.keep_buffers_until = Some(c.clock + KEEP_BUFFERS);
+            keep_buffers_until = Some(c.clock + KEEP_BUFFERS);
         }
         // What sending produced (a QoS 2 message's packet id) is recorded
         // before the output is held below: the PUBLISH waits for it.
@@ -517,7 +516,7 @@ async fn run((c, l): &mut (Conn, Link)) -> Turn {
         // What stays in the buffer is at most one incomplete packet (within
         // the maximum packet size): the session takes every complete one.
         // Idle connections give their buffers back; busy ones read big.
-        if l.keep_buffers_until.is_none() {
+        if keep_buffers_until.is_none() {
             if l.rbuf.is_empty() && l.rbuf.capacity() > IDLE_BUFFER {
                 l.rbuf = BytesMut::new();
             }
@@ -532,21 +531,23 @@ async fn run((c, l): &mut (Conn, Link)) -> Turn {
             && out.is_empty()
             && l.read_size < READ_CHUNK
             && c.session.in_flight() == 0;
-        if l.keep_buffers_until.is_some_and(|t| c.clock >= t) {
-            l.keep_buffers_until = None;
+        if keep_buffers_until.is_some_and(|t| c.clock >= t) {
+            keep_buffers_until = None;
         }
-        if idle && l.keep_buffers_until.is_none() {
+        if idle && keep_buffers_until.is_none() {
             l.rbuf = BytesMut::new();
             // A small read to start with (a PINGREQ is 2 bytes); reads
             // grow again as data flows.
             l.read_size = IDLE_READ;
             out = OutQueue::new();
             c.session.shrink_buffers();
-            c.batch = VecDeque::new();
             // (Routed before anything is written: empty here.)
-            debug_assert!(c.burst.is_empty() && c.awaiting.is_empty());
-            c.burst = Vec::new();
-            c.awaiting = Vec::new();
+            debug_assert!(
+                c.work
+                    .as_ref()
+                    .is_none_or(|w| w.burst.is_empty() && w.awaiting.is_empty())
+            );
+            c.work = None;
             // Only an accepted session parks: broker shutdown reaches it
             // through its control slot (see `Broker::shutdown`).
             if c.accepted.is_some()
@@ -556,7 +557,7 @@ async fn run((c, l): &mut (Conn, Link)) -> Turn {
                 && !c.session.is_closed()
                 && c.congested.is_none()
                 && !c.rate.is_paused()
-                && !*l.shutdown.borrow()
+                && !*shutdown.borrow()
             {
                 return Turn::Idle;
             }
@@ -575,10 +576,10 @@ async fn run((c, l): &mut (Conn, Link)) -> Turn {
             .filter(|_| c.ended.is_none() && !c.handed_over)
             .map(|a| a.mailbox.clone());
         // A connection that is ending gets CLOSE_TIMEOUT to take its last bytes.
-        if c.ended.is_some() && l.closing_since.is_none() {
-            l.closing_since = Some(Instant::now());
+        if c.ended.is_some() && closing_since.is_none() {
+            closing_since = Some(Instant::now());
         }
-        let close_by = l.closing_since.map(|t| t + CLOSE_TIMEOUT);
+        let close_by = closing_since.map(|t| t + CLOSE_TIMEOUT);
         if close_by.is_some_and(|t| Instant::now() >= t) {
             debug!(%peer, "peer did not take the last bytes in time");
             return Turn::Closed;
@@ -599,7 +600,7 @@ async fn run((c, l): &mut (Conn, Link)) -> Turn {
         let recheck = congested
             .as_ref()
             .map(|_| Instant::now() + Duration::from_millis(100));
-        let shrink_at = l.keep_buffers_until.filter(|_| idle);
+        let shrink_at = keep_buffers_until.filter(|_| idle);
         let wake_at = [deadline, close_by, throttled, recheck, shrink_at]
             .into_iter()
             .flatten()
@@ -608,9 +609,7 @@ async fn run((c, l): &mut (Conn, Link)) -> Turn {
         let Link {
             rbuf,
             read_size,
-            shutdown,
             read_open,
-            commits,
             timer,
             ..
         } = l;
@@ -878,6 +877,22 @@ fn wrote(
             false
         }
     }
+}
+
+/// Messages on their way through a busy connection.
+#[derive(Default)]
+struct Work {
+    /// Taken from the mailbox, on their way into the session.
+    batch: VecDeque<Queued>,
+    /// Messages received and not yet routed (see [`Conn::route_burst`]).
+    burst: Vec<Publish>,
+    /// QoS 2 identifiers received and not yet stored as awaiting PUBREL.
+    awaiting: Vec<mqtt_codec::PacketId>,
+}
+
+/// The connection's [`Work`], made if there is none.
+fn work(w: &mut Option<Box<Work>>) -> &mut Work {
+    w.get_or_insert_default()
 }
 
 /// A token bucket for [`Limits::max_publish_rate`](crate::Limits):
@@ -1473,13 +1488,15 @@ impl Conn {
         if publish.is_none() && awaiting.is_none() {
             return;
         }
+        let w = work(&mut self.work);
         if let Some(id) = awaiting {
-            self.awaiting.push(id);
+            w.awaiting.push(id);
         }
         if let Some(publish) = publish {
-            self.burst.push(publish);
+            w.burst.push(publish);
         }
-        if self.burst.len() + self.awaiting.len() >= self.burst_max() {
+        let held = w.burst.len() + w.awaiting.len();
+        if held >= self.burst_max() {
             self.route_burst();
         }
     }
@@ -1503,26 +1520,30 @@ impl Conn {
     /// and before anything is written: the client's packets take effect in
     /// their order, and acknowledgements wait for the store.
     fn route_burst(&mut self) {
-        if self.burst.is_empty() && self.awaiting.is_empty() {
+        let Some(w) = self
+            .work
+            .as_mut()
+            .filter(|w| !w.burst.is_empty() || !w.awaiting.is_empty())
+        else {
             return;
-        }
+        };
         let Some(a) = &self.accepted else {
-            self.burst.clear();
-            self.awaiting.clear();
+            w.burst.clear();
+            w.awaiting.clear();
             return;
         };
         let now = self.clock;
         let mut state = self.shared.lock();
-        for id in self.awaiting.drain(..) {
+        for id in w.awaiting.drain(..) {
             state.record(Change::AwaitRelease(a.client.client_id.clone(), id));
         }
-        for p in self.burst.iter().filter(|p| p.retain) {
+        for p in w.burst.iter().filter(|p| p.retain) {
             state.set_retained(p.clone(), now);
         }
-        let routed = state.route_burst(Some(&a.client.client_id), &self.burst, now);
+        let routed = state.route_burst(Some(&a.client.client_id), &w.burst, now);
         let ticket = state.commit();
         drop(state);
-        self.burst.clear();
+        w.burst.clear();
         self.pressure = routed.pressure;
         self.routed_copies += routed.copies;
         if routed.dropped > 0 {
@@ -1681,19 +1702,19 @@ impl Conn {
         }
         let now = self.clock;
         loop {
-            self.batch.clear();
+            work(&mut self.work).batch.clear();
             // Only what the session's queue takes: what it refuses goes
             // back to the mailbox, one message at a time.
             let space = self.session.queue_space().min(MAILBOX_BATCH);
             if space == 0 {
                 return;
             }
-            a.mailbox.take(space, &mut self.batch);
-            if self.batch.is_empty() {
+            a.mailbox.take(space, &mut work(&mut self.work).batch);
+            if work(&mut self.work).batch.is_empty() {
                 return;
             }
             let mut delivered = false;
-            while let Some(q) = self.batch.pop_front() {
+            while let Some(q) = work(&mut self.work).batch.pop_front() {
                 let Some(p) = expire(&q.publish, q.at, now) else {
                     if q.seq != 0 {
                         self.forget(q.seq);
@@ -1709,8 +1730,9 @@ impl Conn {
                 match self.session.deliver_as(p, request) {
                     Ok(()) => delivered = true,
                     Err(DeliverError::QueueFull(_)) => {
-                        a.mailbox
-                            .put_back(std::iter::once(q).chain(self.batch.drain(..)));
+                        a.mailbox.put_back(
+                            std::iter::once(q).chain(work(&mut self.work).batch.drain(..)),
+                        );
                         if delivered {
                             a.mailbox.made_progress(now);
                         }
