@@ -1718,6 +1718,81 @@ async fn an_immediate_reconnect_resumes_the_session_it_left() {
     b.broker.shutdown().await;
 }
 
+/// An idle connection waits parked, with its keep-alive deadline as its
+/// one timer: a client that goes silent is closed after one and a half
+/// times its Keep Alive (MQTT 5: with DISCONNECT 0x8D first), one that
+/// pings is woken by each PINGREQ and stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_closes_silent_clients_and_pings_keep_others() {
+    let b = start(BrokerConfig::default()).await;
+    for v in VERSIONS {
+        let connect = |id: &str| {
+            let mut c = Connect::new(v, MqttStr::try_from(id).unwrap());
+            c.keep_alive = 1;
+            let mut bytes = BytesMut::new();
+            c.encode(v, &mut bytes).unwrap();
+            bytes
+        };
+        let mut silent = raw(b.tcp).await;
+        silent.write_all(&connect("silent")).await.unwrap();
+        let mut pinging = raw(b.tcp).await;
+        pinging.write_all(&connect("pinging")).await.unwrap();
+        let started = std::time::Instant::now();
+        let pings = async {
+            // Every half second for 3 s: well past 1.5 s of Keep Alive.
+            let mut decoder = Decoder::client(v);
+            let mut buf = BytesMut::new();
+            let mut pongs = 0;
+            for _ in 0..6 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                pinging.write_all(&[0xC0, 0]).await.unwrap();
+                loop {
+                    let p = decoder.decode(&mut buf).unwrap();
+                    match p {
+                        Some(Packet::PingResp) => {
+                            pongs += 1;
+                            break;
+                        }
+                        Some(_) => {}
+                        None => {
+                            let n = tokio::time::timeout(WAIT, pinging.read_buf(&mut buf))
+                                .await
+                                .unwrap()
+                                .unwrap();
+                            assert!(n > 0, "the pinging client was closed");
+                        }
+                    }
+                }
+            }
+            pongs
+        };
+        let silence = async {
+            let packets = read_until_closed(&mut silent, v).await;
+            (packets, started.elapsed())
+        };
+        let ((closing, waited), pongs) = tokio::join!(silence, pings);
+        assert_eq!(pongs, 6);
+        // [MQTT-3.1.2-22] (MQTT 5), [MQTT-3.1.2-24] (3.1.1): closed
+        // after 1.5 x Keep Alive, not long after.
+        assert!(
+            waited >= Duration::from_millis(1400) && waited < Duration::from_secs(5),
+            "closed after {waited:?}"
+        );
+        assert!(matches!(closing.first(), Some(Packet::ConnAck(_))));
+        if v.is_v5() {
+            match closing.last() {
+                Some(Packet::Disconnect(d)) => {
+                    assert_eq!(d.reason, DisconnectReason::KeepAliveTimeout)
+                }
+                other => panic!("expected DISCONNECT 0x8D, got {other:?}"),
+            }
+        } else {
+            assert_eq!(closing.len(), 1, "3.1.1: the connection just closes");
+        }
+    }
+    b.broker.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_sends_but_never_reads_is_closed() {
     let b = start(BrokerConfig::default()).await;

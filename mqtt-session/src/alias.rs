@@ -1,6 +1,6 @@
 //! Topic aliases (MQTT 5 section 3.3.2.3.4), one map per direction.
 
-use alloc::{collections::BTreeMap, vec::Vec};
+use alloc::{boxed::Box, collections::BTreeMap, vec::Vec};
 use core::num::NonZeroU16;
 use mqtt_codec::{DisconnectReason, Publish, TopicName};
 
@@ -39,6 +39,7 @@ impl AliasError {
 pub struct InboundAliases {
     /// Mappings, grown as aliases are first used (most connections use
     /// none: no memory is taken for them, and a pointer's worth here).
+    #[allow(clippy::box_collection)] // (a pointer when empty, not a Vec's three words)
     topics: Option<Box<Vec<Option<TopicName>>>>,
     max: u16,
 }
@@ -103,6 +104,7 @@ impl InboundAliases {
 pub struct OutboundAliases {
     max: u16,
     /// (Boxed once the first alias is assigned: most connections have none.)
+    #[allow(clippy::box_collection)] // (a pointer when empty)
     assigned: Option<Box<BTreeMap<TopicName, NonZeroU16>>>,
 }
 
