@@ -481,8 +481,14 @@ impl Driver {
         }
         if let Some(e) = failure {
             debug!(error = %e, "transport closed");
+            // What arrived before the end is taken in first, even with the
+            // application behind: it may be the server's DISCONNECT.
+            if self.undecoded {
+                self.decode();
+            }
             // When the session had ended the connection (a refusal in
-            // CONNACK, say), that is the reason, not the closed socket.
+            // CONNACK, say, or the server's DISCONNECT), that is the
+            // reason, not the closed socket.
             let ended = self.down.take();
             let now = self.now();
             self.session.connection_lost(now);
