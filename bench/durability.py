@@ -16,7 +16,10 @@ Setups: our example broker (--sync always; --sync 100; --in-memory) and
 Mosquitto with persistence (default autosave_interval 1800 s; and
 autosave_on_changes 1 with autosave_interval 1: saving on every change).
 
-  python3 bench/durability.py [--rounds 3] [-n 5000] [--qos 1] [--ahead 40] [--write]
+  python3 bench/durability.py [--rounds 3] [-n 5000] [--qos 1] [--ahead 40] [--publishers 1] [--write]
+
+--publishers P splits the messages between P publishers sending at once
+(group commit: one sync covers every publisher's batch).
 
 --write puts the table in BENCHMARKS.md (between the durability markers
 for that QoS).
@@ -74,7 +77,7 @@ def client(cid, port, clean):
     return c
 
 
-def one_round(setup, n, qos, ahead):
+def one_round(setup, n, qos, ahead, publishers):
     data = tempfile.mkdtemp(prefix="mqtt-durability-")
     # Mosquitto started as root runs as the `mosquitto` user: it must be
     # able to write its persistence file here.
@@ -92,48 +95,65 @@ def one_round(setup, n, qos, ahead):
         sub.disconnect()
         sub.loop_stop()
 
-        pub = client("dur-pub", b.port, True)
         acked = set()
         lock = threading.Lock()
         all_acked = threading.Event()
-        mids = {}
-        early = set()
 
-        def on_publish(c, u, mid, rc, props):
-            with lock:
-                if mid in mids:
-                    acked.add(mids.pop(mid))
-                else:
-                    early.add(mid)
-                if len(acked) >= n:
-                    all_acked.set()
+        def publish_range(k, numbers):
+            """One publisher sending `numbers`, at most `ahead` unacknowledged."""
+            pub = client(f"dur-pub{k}", b.port, True)
+            mids, early, mine = {}, set(), [0]
 
-        pub.on_publish = on_publish
-        pub.loop_start()
-        start = time.perf_counter()
-        for i in range(n):
-            info = pub.publish(topic, str(i).encode(), qos=qos)
-            with lock:
-                if info.mid in early:
-                    early.discard(info.mid)
-                    acked.add(i)
+            def on_publish(c, u, mid, rc, props):
+                with lock:
+                    if mid in mids:
+                        acked.add(mids.pop(mid))
+                    else:
+                        early.add(mid)
+                    mine[0] += 1
                     if len(acked) >= n:
                         all_acked.set()
-                else:
-                    mids[info.mid] = i
-            # paho queues beyond the window; keep at most `ahead` queued.
-            while True:
+
+            pub.on_publish = on_publish
+            pub.loop_start()
+            for sent, i in enumerate(numbers, 1):
+                info = pub.publish(topic, str(i).encode(), qos=qos)
                 with lock:
-                    ahead_now = i + 1 - len(acked)
-                if ahead_now <= ahead:
-                    break
-                time.sleep(0.0002)
+                    if info.mid in early:
+                        early.discard(info.mid)
+                        acked.add(i)
+                        if len(acked) >= n:
+                            all_acked.set()
+                    else:
+                        mids[info.mid] = i
+                # paho queues beyond the window; keep at most `ahead` queued.
+                while True:
+                    with lock:
+                        ahead_now = sent - mine[0]
+                    if ahead_now <= ahead:
+                        break
+                    time.sleep(0.0002)
+            return pub
+
+        start = time.perf_counter()
+        if publishers == 1:
+            pubs = [publish_range(0, range(n))]
+        else:
+            pubs, threads = [None] * publishers, []
+            for k in range(publishers):
+                def run(k=k):
+                    pubs[k] = publish_range(k, range(k, n, publishers))
+                threads.append(threading.Thread(target=run))
+                threads[-1].start()
+            for t in threads:
+                t.join()
         all_acked.wait(120)
         elapsed = time.perf_counter() - start
         with lock:
             acked_now = set(acked)
         b.kill()  # SIGKILL right after the last acknowledgement
-        pub.loop_stop()
+        for pub in pubs:
+            pub.loop_stop()
         rate = len(acked_now) / elapsed
 
         b.start()
@@ -165,6 +185,7 @@ def main():
     ap.add_argument("--only", help="run the setups whose names contain this")
     ap.add_argument("--ahead", type=int, default=40, help="messages handed to paho ahead of the acknowledgements")
     ap.add_argument("--ours", help="our broker's binary (default: target/release/broker)")
+    ap.add_argument("--publishers", type=int, default=1, help="publishers sending at once (each 20 in flight)")
     args = ap.parse_args()
     OURS = args.ours or OURS
     if not os.path.exists(OURS):
@@ -172,14 +193,15 @@ def main():
     results = {s: [] for s in SETUPS if not args.only or args.only in s}
     for r in range(args.rounds):
         for s in results:
-            rate, lost, acked = one_round(s, args.n, args.qos, args.ahead)
+            rate, lost, acked = one_round(s, args.n, args.qos, args.ahead, args.publishers)
             results[s].append((rate, lost, acked))
             print(f"round {r + 1}: {s}: {rate:,.0f} msgs/s acknowledged, {lost} of {acked} lost", flush=True)
+    who = "One paho-mqtt publisher" if args.publishers == 1 else f"{args.publishers} paho-mqtt publishers (each"
     lines = [
-        f"One paho-mqtt publisher (MQTT 3.1.1, QoS {args.qos}, 20 in flight) sends {args.n:,} messages to a persistent "
+        f"{who} (MQTT 3.1.1, QoS {args.qos}, 20 in flight{')' if args.publishers > 1 else ''}) sends {args.n:,} messages to a persistent "
         f"subscriber that is away; the broker is killed with SIGKILL right after the last acknowledgement and started "
         f"again; the subscriber then collects. Medians of {args.rounds} rounds, setups in alternation "
-        f"(`python3 bench/durability.py --qos {args.qos}`).",
+        f"(`python3 bench/durability.py --qos {args.qos}{'' if args.publishers == 1 else f' --publishers {args.publishers}'}`).",
         "",
         "| setup | acknowledged msgs/s | lost of acknowledged (median, worst) |",
         "|---|---:|---:|",
@@ -194,8 +216,10 @@ def main():
     if args.write:
         path = os.path.join(ROOT, "BENCHMARKS.md")
         text = open(path).read() if os.path.exists(path) else ""
-        BEGIN, END = f"<!-- durability-qos{args.qos}:begin -->", f"<!-- durability-qos{args.qos}:end -->"
-        block = f"{BEGIN}\n## Durability: SIGKILL after acknowledging (QoS {args.qos})\n\n{table}\n{END}"
+        tag = f"qos{args.qos}" + ("" if args.publishers == 1 else f"-p{args.publishers}")
+        BEGIN, END = f"<!-- durability-{tag}:begin -->", f"<!-- durability-{tag}:end -->"
+        title = f"QoS {args.qos}" + ("" if args.publishers == 1 else f", {args.publishers} publishers")
+        block = f"{BEGIN}\n## Durability: SIGKILL after acknowledging ({title})\n\n{table}\n{END}"
         if BEGIN in text and END in text:
             text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
         else:
