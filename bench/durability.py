@@ -196,10 +196,14 @@ def main():
             rate, lost, acked = one_round(s, args.n, args.qos, args.ahead, args.publishers)
             results[s].append((rate, lost, acked))
             print(f"round {r + 1}: {s}: {rate:,.0f} msgs/s acknowledged, {lost} of {acked} lost", flush=True)
-    who = "One paho-mqtt publisher" if args.publishers == 1 else f"{args.publishers} paho-mqtt publishers (each"
+    if args.publishers == 1:
+        who = f"One paho-mqtt publisher (MQTT 3.1.1, QoS {args.qos}, 20 in flight) sends {args.n:,} messages"
+    else:
+        who = (f"{args.publishers} paho-mqtt publishers (threads of one Python process; MQTT 3.1.1, QoS {args.qos}, "
+               f"20 in flight each) send {args.n:,} messages between them")
     lines = [
-        f"{who} (MQTT 3.1.1, QoS {args.qos}, 20 in flight{')' if args.publishers > 1 else ''}) sends {args.n:,} messages to a persistent "
-        f"subscriber that is away; the broker is killed with SIGKILL right after the last acknowledgement and started "
+        f"{who} to a persistent subscriber that is away; the broker is killed with SIGKILL right after the last "
+        f"acknowledgement and started "
         f"again; the subscriber then collects. Medians of {args.rounds} rounds, setups in alternation "
         f"(`python3 bench/durability.py --qos {args.qos}{'' if args.publishers == 1 else f' --publishers {args.publishers}'}`).",
         "",
