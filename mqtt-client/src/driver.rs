@@ -36,6 +36,8 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Unhandled bytes kept while the application is not taking messages; past
 /// this the client stops reading and TCP flow control holds the server.
 const PAUSED_READ_LIMIT: usize = 64 * 1024;
+/// Packets encoded per write while the socket takes them.
+const WRITE_PACKETS: usize = 32;
 /// Rounds of work before the task yields to others.
 const BUDGET: usize = 32;
 
@@ -470,10 +472,29 @@ impl Driver {
         if failure.is_none() {
             let now = self.now();
             if let Link::Up(conn) = &mut self.link {
-                self.session.encode_transmits(now, &mut self.write_buf);
-                match poll_write_all(conn, cx, &mut self.write_buf, &mut self.flushed) {
-                    Poll::Ready(Err(e)) => failure = Some(e),
-                    Poll::Ready(Ok(())) | Poll::Pending => {}
+                // With acknowledgements to wait for, a few packets per
+                // write: the server starts on the first while the rest are
+                // encoded (a window's worth in one write leaves each side
+                // waiting for the other in turn). Without (QoS 0 only), one
+                // write.
+                loop {
+                    let mut more = self.session.encode_transmits_up_to(
+                        now,
+                        &mut self.write_buf,
+                        WRITE_PACKETS,
+                    ) == WRITE_PACKETS;
+                    if more && self.session.in_flight() == 0 {
+                        self.session.encode_transmits(now, &mut self.write_buf);
+                        more = false;
+                    }
+                    match poll_write_all(conn, cx, &mut self.write_buf, &mut self.flushed) {
+                        Poll::Ready(Err(e)) => {
+                            failure = Some(e);
+                            break;
+                        }
+                        Poll::Ready(Ok(())) if more => {}
+                        Poll::Ready(Ok(())) | Poll::Pending => break,
+                    }
                 }
                 // What the session produced while writing (QoS 0 sent).
                 self.drain_events();

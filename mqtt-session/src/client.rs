@@ -862,6 +862,27 @@ impl ClientSession {
         buf.len() - start
     }
 
+    /// Like [`encode_transmits`](Self::encode_transmits), at most `max`
+    /// packets; returns how many were encoded (fewer than `max`: nothing
+    /// else is ready).
+    pub fn encode_transmits_up_to(
+        &mut self,
+        now: Instant,
+        buf: &mut BytesMut,
+        max: usize,
+    ) -> usize {
+        let mut n = 0;
+        while n < max {
+            let Some(p) = self.poll_transmit(now) else {
+                break;
+            };
+            // Packets built by the session always encode.
+            let _ = p.encode(self.options.version, buf);
+            n += 1;
+        }
+        n
+    }
+
     /// The next event for the application, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
