@@ -341,8 +341,14 @@ impl Conn {
     fn committed(&self) -> Ticket {
         match &self.shared.persist {
             None => Ticket::MAX,
-            Some(p) if p.has_failed() => 0,
-            Some(p) => p.committed(),
+            Some(p) => {
+                // The batch first, then the flag: a failure marks every
+                // batch committed (to wake the waiting connections) after
+                // setting the flag, so a batch seen committed by a failure
+                // is always seen with the flag.
+                let committed = p.committed();
+                if p.has_failed() { 0 } else { committed }
+            }
         }
     }
 
@@ -453,11 +459,13 @@ async fn run((c, l): &mut (Conn, Link)) -> Turn {
     let mut closing_since: Option<Instant> = None;
     let mut commits = shared.persist.as_ref().map(|p| p.watch());
     let mut shutdown = shared.shutdown.subscribe();
-    if *shutdown.borrow() {
-        // (Already shutting down when this connection started or woke.)
-        c.session.disconnect(DisconnectReason::ServerShuttingDown);
-    }
     loop {
+        if *shutdown.borrow() && !c.session.is_closed() {
+            // Shutting down already when this connection started or woke,
+            // or when it became a live session after the broker kicked
+            // every live one (it was waiting for a takeover, say).
+            c.session.disconnect(DisconnectReason::ServerShuttingDown);
+        }
         c.clock = Instant::now();
         c.handle_events().await;
         if c.congested

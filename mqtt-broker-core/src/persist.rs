@@ -96,7 +96,7 @@ impl Persister {
 
     /// Whether a commit failed (the store is unusable).
     pub(crate) fn has_failed(&self) -> bool {
-        self.failed.load(Ordering::Relaxed)
+        self.failed.load(Ordering::Acquire)
     }
 
     /// Wakes on every commit.
@@ -115,7 +115,8 @@ impl Persister {
     /// acknowledging.
     fn fail(&self, e: &crate::store::StoreError, changes: usize) {
         error!(error = %e, changes, "store write failed: acknowledgements stop");
-        self.failed.store(true, Ordering::Relaxed);
+        // The flag before the batches: see `Conn::committed`.
+        self.failed.store(true, Ordering::Release);
         self.committed.send_replace(u64::MAX);
     }
 
