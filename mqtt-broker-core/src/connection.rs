@@ -361,12 +361,15 @@ impl Conn {
 }
 
 /// What a connection's loop keeps between turns besides the [`Conn`]:
-/// its socket halves, buffers and waits.
+/// its socket, read buffer and timer.
 struct Link {
     /// The socket, read and written through [`Half`]s.
     io: std::sync::Mutex<Connection>,
+    /// Bytes read and not yet handled (empty, without memory, while idle).
     rbuf: BytesMut,
+    /// How much the next read asks for.
     read_size: usize,
+    /// The peer has not closed its side.
     read_open: bool,
     /// The connection's one timer, moved to each deadline in turn (on the
     /// heap, with the rest of the connection, not in its task's future).
