@@ -23,30 +23,9 @@ static LIVE: AtomicIsize = AtomicIsize::new(0);
 /// Live allocations by exact size (sizes up to 64 KiB), to say what is held.
 static BY_SIZE: [AtomicIsize; 65536] = [const { AtomicIsize::new(0) }; 65536];
 
-static LARGE: AtomicIsize = AtomicIsize::new(0);
-
 fn count(size: usize, d: isize) {
     if let Some(c) = BY_SIZE.get(size) {
         c.fetch_add(d, Ordering::Relaxed);
-    } else {
-        LARGE.fetch_add(d * size as isize, Ordering::Relaxed);
-        if d > 0 && std::env::var_os("LARGE").is_some() {
-            // Printing allocates: only the size, through a fixed buffer.
-            let mut b = [0u8; 24];
-            let mut i = b.len() - 1;
-            b[i] = b'\n';
-            let mut v = size;
-            loop {
-                i -= 1;
-                b[i] = b'0' + (v % 10) as u8;
-                v /= 10;
-                if v == 0 {
-                    break;
-                }
-            }
-            use std::io::Write;
-            let _ = std::io::stderr().write_all(&b[i..]);
-        }
     }
 }
 
@@ -121,14 +100,14 @@ async fn main() {
         if std::env::var_os("BY_SIZE").is_some() {
             let mut held: Vec<(usize, f64)> = (0..65536)
                 .map(|s| (s, (sizes_after[s] - sizes_before[s]) as f64 / n as f64))
-                .filter(|(_, k)| *k >= 0.02)
+                .filter(|(_, k)| *k >= 0.5)
                 .collect();
             held.sort_by(|a, b| (b.0 as f64 * b.1).total_cmp(&(a.0 as f64 * a.1)));
             let small: f64 = (0..65536)
                 .map(|s| (sizes_after[s] - sizes_before[s]) as f64 * s as f64 / n as f64)
                 .sum();
             println!("  {small:.0} B per connection in allocations under 64 KiB");
-            for (size, k) in held.iter().take(40) {
+            for (size, k) in held.iter().take(15) {
                 println!("  {size:>6} B x {k:.2} per connection");
             }
         }

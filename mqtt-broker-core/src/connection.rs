@@ -428,8 +428,8 @@ pub(crate) fn serve(
     debug!(peer = %c.info.peer_addr, kind = ?c.info.kind, "connection opened");
     let l = Link {
         io: std::sync::Mutex::new(conn),
-        // Small at first: the CONNECT packet, kept for the connection's
-        // life, shares its read buffer's memory.
+        // Small at first: the CONNECT packet, kept until the client is
+        // accepted, shares its read buffer's memory.
         rbuf: BytesMut::with_capacity(512),
         read_size: 512,
         read_open: true,
@@ -639,7 +639,7 @@ async fn run((c, l): &mut (Conn, Link)) -> Turn {
             r = rd.read_buf(rbuf), if *read_open && c.ended.is_none() && !c.session.is_closed() && out.len < WRITE_HIGH && congested.is_none() && throttled.is_none() => {
                 on_read(c, r, read_size, read_open);
             }
-            _ = wait_mailbox(mailbox.as_deref()), if mailbox.is_some() && c.session.in_flight() < usize::MAX => {}
+            _ = wait_mailbox(mailbox.as_deref()), if mailbox.is_some() => {}
             _ = wait_space(congested.as_deref()), if congested.is_some() => {}
             // One timer for the keep-alive or CONNECT deadline, the close
             // timeout and the rate limit's pause (each checked on waking).
@@ -1712,20 +1712,28 @@ impl Conn {
             return;
         }
         let now = self.clock;
-        loop {
-            work(&mut self.work).batch.clear();
+        // The batch's memory stays with the busy connection between calls
+        // (and changes places with the mailbox's); no `Work` is made for
+        // a look at an empty mailbox.
+        let mut batch = self
+            .work
+            .as_mut()
+            .map(|w| std::mem::take(&mut w.batch))
+            .unwrap_or_default();
+        'fill: loop {
+            batch.clear();
             // Only what the session's queue takes: what it refuses goes
             // back to the mailbox, one message at a time.
             let space = self.session.queue_space().min(MAILBOX_BATCH);
             if space == 0 {
-                return;
+                break;
             }
-            a.mailbox.take(space, &mut work(&mut self.work).batch);
-            if work(&mut self.work).batch.is_empty() {
-                return;
+            a.mailbox.take(space, &mut batch);
+            if batch.is_empty() {
+                break;
             }
             let mut delivered = false;
-            while let Some(q) = work(&mut self.work).batch.pop_front() {
+            while let Some(q) = batch.pop_front() {
                 let Some(p) = expire(&q.publish, q.at, now) else {
                     if q.seq != 0 {
                         self.forget(q.seq);
@@ -1741,13 +1749,12 @@ impl Conn {
                 match self.session.deliver_as(p, request) {
                     Ok(()) => delivered = true,
                     Err(DeliverError::QueueFull(_)) => {
-                        a.mailbox.put_back(
-                            std::iter::once(q).chain(work(&mut self.work).batch.drain(..)),
-                        );
+                        a.mailbox
+                            .put_back(std::iter::once(q).chain(batch.drain(..)));
                         if delivered {
                             a.mailbox.made_progress(now);
                         }
-                        return;
+                        break 'fill;
                     }
                     Err(e) => {
                         debug!(client_id = %a.client.client_id, error = %e, "message not delivered");
@@ -1758,6 +1765,9 @@ impl Conn {
                 }
             }
             a.mailbox.made_progress(now);
+        }
+        if batch.capacity() > 0 {
+            work(&mut self.work).batch = batch;
         }
     }
 

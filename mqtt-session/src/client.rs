@@ -855,10 +855,7 @@ impl ClientSession {
     /// Encodes every packet ready to send into `buf`; returns how many bytes.
     pub fn encode_transmits(&mut self, now: Instant, buf: &mut BytesMut) -> usize {
         let start = buf.len();
-        while let Some(p) = self.poll_transmit(now) {
-            // Packets built by the session always encode.
-            let _ = p.encode(self.options.version, buf);
-        }
+        self.encode_transmits_up_to(now, buf, usize::MAX);
         buf.len() - start
     }
 

@@ -25,8 +25,7 @@ pub enum TransportKind {
 /// What is known about a connection, whatever its transport.
 ///
 /// A broker keeps one per connection for the connection's life: what only
-/// TLS and WebSocket connections have is boxed in [`details`]
-/// (`ConnectionInfo::details`), so that a plain TCP connection's info is
+/// TLS and WebSocket connections have is boxed in `details`, so that a plain TCP connection's info is
 /// its addresses alone.
 #[derive(Clone, Debug)]
 pub struct ConnectionInfo {
