@@ -90,6 +90,11 @@ struct Args {
     /// Give up waiting for deliveries after this many seconds of silence.
     #[arg(long, default_value_t = 5)]
     idle_timeout: u64,
+    /// Subscribers keep their sessions (Clean Session 0; in MQTT 5, Clean
+    /// Start 0 and a Session Expiry Interval of an hour), so a broker that
+    /// stores sessions stores each message for them until acknowledged.
+    #[arg(long)]
+    persistent: bool,
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -118,6 +123,11 @@ fn qos(args: &Args) -> QoS {
 }
 
 async fn open(args: &Args, id: &str) -> Result<Link, Error> {
+    open_session(args, id, false).await
+}
+
+/// Connects; a `persistent` session outlives the connection.
+async fn open_session(args: &Args, id: &str, persistent: bool) -> Result<Link, Error> {
     let addr = ServerAddr::parse(&args.url)?;
     let conn = if addr.scheme.is_websocket() {
         mqtt_transport_ws::connect(&addr, &Default::default()).await?
@@ -131,6 +141,12 @@ async fn open(args: &Args, id: &str) -> Result<Link, Error> {
     c.keep_alive = 600;
     if v.is_v5() {
         c.properties.receive_maximum = std::num::NonZeroU16::new(u16::MAX);
+    }
+    if persistent {
+        c.clean_start = false;
+        if v.is_v5() {
+            c.properties.session_expiry_interval = Some(3600);
+        }
     }
     let mut out = BytesMut::new();
     c.encode(v, &mut out)?;
@@ -494,7 +510,7 @@ async fn run(args: Args) -> Result<(), Error> {
     };
     let mut sub_tasks = Vec::new();
     for (i, filter) in subs.iter().enumerate() {
-        let mut link = open(&args, &format!("b{run_id}s{i}")).await?;
+        let mut link = open_session(&args, &format!("b{run_id}s{i}"), args.persistent).await?;
         link.subscribe(v, filter, qos(&args)).await?;
         sub_tasks.push(tokio::spawn(subscriber(
             link,
