@@ -41,21 +41,46 @@ fn engine(e: impl std::fmt::Display) -> StoreError {
 /// A write goes to the tables without waiting for the disk and is appended
 /// to the journal; a sync is one `fdatasync` of the journal (a few hundred
 /// bytes per batch, overwriting a file already written full size, where a
-/// durable table commit writes and syncs every page it touched). When less
-/// than 1 MiB of the journal's 8 MiB is left, the tables are made durable
-/// (between two batches) and the journal starts again. On opening, the journal is replayed over the tables. A
-/// crash at any moment loses no synced write and leaves each write whole
-/// or absent.
+/// durable table commit writes and syncs every page it touched). Batches
+/// share a table transaction, committed without a sync every
+/// [`BATCHES_PER_COMMIT`] batches. When less than 1 MiB of the journal's
+/// 8 MiB is left, the tables are made durable (between two batches) and
+/// the journal starts again. On opening, the journal is replayed over the
+/// tables. A crash at any moment loses no synced write and leaves each
+/// write whole or absent.
 pub struct RedbStore {
     db: Database,
-    journal: Mutex<Journal>,
+    writing: Mutex<Writing>,
     /// The journal file, to sync without holding the journal.
     sync_handle: std::fs::File,
+}
+
+/// What writes go through.
+struct Writing {
+    journal: Journal,
+    /// The table transaction the last batches went into, not committed yet
+    /// (the journal holds them), and how many batches it holds.
+    open: Option<(redb::WriteTransaction, usize)>,
 }
 
 /// Room a batch is expected to fit in: with less left in the journal, the
 /// tables are made durable first and the journal starts again.
 const CHECKPOINT_ROOM: usize = 1 << 20;
+
+/// Batches that share one table transaction. A commit, even one that does
+/// not sync, costs about as much as writing a small batch; the journal
+/// already holds every batch, so the tables may lag a few behind.
+const BATCHES_PER_COMMIT: usize = 16;
+
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        // The journal has these batches too; committing them (before the
+        // database closes) only spares the next opening their replay.
+        if let Some((w, _)) = self.writing().open.take() {
+            let _ = w.commit();
+        }
+    }
+}
 
 impl std::fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,9 +119,16 @@ impl RedbStore {
         let sync_handle = journal.handle()?;
         Ok(RedbStore {
             db,
-            journal: Mutex::new(journal),
+            writing: Mutex::new(Writing {
+                journal,
+                open: None,
+            }),
             sync_handle,
         })
+    }
+
+    fn writing(&self) -> std::sync::MutexGuard<'_, Writing> {
+        self.writing.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -161,6 +193,10 @@ impl Writer for Txn<'_> {
 
 impl Store for RedbStore {
     fn load(&self) -> Result<Loaded, StoreError> {
+        // Batches written since the last commit first.
+        if let Some((w, _)) = self.writing().open.take() {
+            w.commit().map_err(engine)?;
+        }
         let r = self.db.begin_read().map_err(engine)?;
         let mut all = Vec::new();
         for t in [SESSIONS, MESSAGES, AWAITING, RETAINED] {
@@ -182,22 +218,36 @@ impl Store for RedbStore {
     }
 
     fn write(&self, changes: &[Change]) -> Result<(), StoreError> {
-        let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        let mut writing = self.writing();
+        let Writing { journal, open } = &mut *writing;
         // The tables never hold more than the journal's history: a
         // checkpoint happens between batches (never with one half in), and
         // a batch reaches the tables only once it is in the journal.
         if journal.len() > 0 && !journal.fits(CHECKPOINT_ROOM) {
             // Nearly full: make the tables durable with every batch so far,
             // then the journal is not needed.
-            let mut w = self.db.begin_write().map_err(engine)?;
+            let mut w = match open.take() {
+                Some((w, _)) => w,
+                None => self.db.begin_write().map_err(engine)?,
+            };
             w.set_durability(redb::Durability::Immediate)
                 .map_err(engine)?;
             w.commit().map_err(engine)?;
             journal.reset()?;
         }
-        let mut w = self.db.begin_write().map_err(engine)?;
-        // The journal makes it durable; the tables follow at checkpoints.
-        w.set_durability(redb::Durability::None).map_err(engine)?;
+        // If anything below fails, the transaction is dropped with every
+        // batch it holds: the tables stay behind the journal, which has
+        // them all.
+        let (w, batches) = match open.take() {
+            Some(o) => o,
+            None => {
+                let mut w = self.db.begin_write().map_err(engine)?;
+                // The journal makes it durable; the tables follow at
+                // checkpoints.
+                w.set_durability(redb::Durability::None).map_err(engine)?;
+                (w, 0)
+            }
+        };
         let mut logged = Logged {
             txn: Txn(&w),
             ops: Vec::new(),
@@ -205,12 +255,15 @@ impl Store for RedbStore {
         codec::apply(&mut logged, changes)?;
         let ops = logged.ops;
         if !ops.is_empty() {
-            // (A record larger than the room left grows the file.) If this
-            // fails, the transaction is dropped: the tables stay as the
-            // journal has them.
+            // (A record larger than the room left grows the file.)
             journal.append(&journal::encode(&ops))?;
         }
-        w.commit().map_err(engine)
+        if batches + 1 >= BATCHES_PER_COMMIT {
+            w.commit().map_err(engine)
+        } else {
+            *open = Some((w, batches + 1));
+            Ok(())
+        }
     }
 
     fn sync(&self) -> Result<(), StoreError> {
