@@ -198,13 +198,14 @@ def write(path, names, results, lost, versions, rounds):
         lines.append(f"- fan-in 4→1 QoS 0: {ws:,.0f} msgs/s over WebSocket, {ws / tcp:.0%} of the same load over TCP run right after each WebSocket run ({tcp:,.0f}).")
     else:
         lines.append("- not measured")
-    # Sections other scripts maintain (bench/durability.py) are kept.
+    # Sections other scripts maintain (bench/durability.py,
+    # bench/durable_load.py) are kept.
     kept = []
     if os.path.exists(path):
         old = open(path).read()
         start = 0
         while True:
-            b = old.find("<!-- durability-", start)
+            b = old.find("<!-- durab", start)
             if b < 0:
                 break
             e = old.find(":end -->", b)
