@@ -625,7 +625,7 @@ async fn run(args: Args) -> Result<(), Error> {
 }
 
 /// Opens idle connections: the connect rate and the broker's memory per connection.
-async fn conns(args: &Args, run_id: &str, _cpu0: Option<f64>) -> Result<(), Error> {
+async fn conns(args: &Args, run_id: &str, cpu0: Option<f64>) -> Result<(), Error> {
     let rss_before = args.pid.and_then(|p| proc_field(p, "status", "VmRSS:"));
     let started = Instant::now();
     let mut links = Vec::with_capacity(args.connections);
@@ -645,6 +645,8 @@ async fn conns(args: &Args, run_id: &str, _cpu0: Option<f64>) -> Result<(), Erro
         links.push(t.await??);
     }
     let elapsed = started.elapsed().as_secs_f64();
+    // The broker's CPU time for accepting them (closing comes later).
+    let cpu = args.pid.map(|p| cpu_seconds(p) - cpu0.unwrap_or(0.0));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_after = args.pid.and_then(|p| proc_field(p, "status", "VmRSS:"));
     let per_conn = match (rss_before, rss_after) {
@@ -653,14 +655,19 @@ async fn conns(args: &Args, run_id: &str, _cpu0: Option<f64>) -> Result<(), Erro
     };
     let rate = args.connections as f64 / elapsed;
     println!(
-        "{{\"label\":\"{}\",\"scenario\":\"Conns\",\"url\":\"{}\",\"version\":{},\"connections\":{},\"seconds\":{:.3},\"connects_per_s\":{:.0},\"rss_kb_per_conn\":{}}}",
+        "{{\"label\":\"{}\",\"scenario\":\"Conns\",\"url\":\"{}\",\"version\":{},\"connections\":{},\"seconds\":{:.3},\"connects_per_s\":{:.0},\"rss_kb_per_conn\":{},\"broker_cpu_s\":{},\"broker_cpu_us_per_connect\":{}}}",
         args.label,
         args.url,
         args.protocol,
         args.connections,
         elapsed,
         rate,
-        per_conn.map_or("null".into(), |k| format!("{k:.2}"))
+        per_conn.map_or("null".into(), |k| format!("{k:.2}")),
+        cpu.map_or("null".into(), |c| format!("{c:.3}")),
+        cpu.map_or("null".into(), |c| format!(
+            "{:.1}",
+            c * 1e6 / args.connections as f64
+        ))
     );
     println!(
         "Conns {} v{}: {} connections in {elapsed:.2}s = {rate:.0} connects/s{}",
