@@ -6,7 +6,7 @@ use crate::{
     hooks::{AuthState, AuthStep, ClientInfo},
     mailbox::{Mailbox, Queued},
     persist::Ticket,
-    retained::expire,
+    retained::expire_owned,
     state::{Control, ControlSlot, Live, PendingWill, expiry_deadline, outgoing_copy},
     store::{Change, MessageState},
     subscriptions::Subscriber,
@@ -1733,22 +1733,29 @@ impl Conn {
                 break;
             }
             let mut delivered = false;
-            while let Some(q) = batch.pop_front() {
-                let Some(p) = expire(&q.publish, q.at, now) else {
-                    if q.seq != 0 {
-                        self.forget(q.seq);
+            while let Some(Queued { publish, at, seq }) = batch.pop_front() {
+                let interval = publish.properties().message_expiry_interval;
+                let Some(p) = expire_owned(publish, at, now) else {
+                    if seq != 0 {
+                        self.forget(seq);
                     }
                     continue;
                 };
                 // Only stored messages are followed to their end.
-                let request = if q.seq != 0 {
-                    RequestId::from_raw(q.seq)
+                let request = if seq != 0 {
+                    RequestId::from_raw(seq)
                 } else {
                     RequestId::UNTRACKED
                 };
                 match self.session.deliver_as(p, request) {
                     Ok(()) => delivered = true,
-                    Err(DeliverError::QueueFull(_)) => {
+                    Err(DeliverError::QueueFull(mut publish)) => {
+                        // Back as it was routed: its expiry counts from
+                        // `at` again.
+                        if publish.properties().message_expiry_interval != interval {
+                            publish.properties_mut().message_expiry_interval = interval;
+                        }
+                        let q = Queued { publish, at, seq };
                         a.mailbox
                             .put_back(std::iter::once(q).chain(batch.drain(..)));
                         if delivered {
@@ -1758,8 +1765,8 @@ impl Conn {
                     }
                     Err(e) => {
                         debug!(client_id = %a.client.client_id, error = %e, "message not delivered");
-                        if q.seq != 0 {
-                            self.forget(q.seq);
+                        if seq != 0 {
+                            self.forget(seq);
                         }
                     }
                 }

@@ -184,14 +184,32 @@ impl RetainedStore {
 /// `publish` with its Message Expiry Interval reduced by the time since
 /// `since`, or `None` if it expired ([MQTT-3.3.2-5], [MQTT-3.3.2-6]).
 pub fn expire(publish: &Publish, since: Instant, now: Instant) -> Option<Publish> {
+    let left = remaining(publish, since, now)?;
+    let mut p = publish.clone();
+    if left.is_some() {
+        p.properties_mut().message_expiry_interval = left;
+    }
+    Some(p)
+}
+
+/// [`expire`] for a message the caller gives up: no copy (a copy costs a
+/// reference count taken and given back, per delivery).
+pub(crate) fn expire_owned(mut publish: Publish, since: Instant, now: Instant) -> Option<Publish> {
+    let left = remaining(&publish, since, now)?;
+    if left.is_some() {
+        publish.properties_mut().message_expiry_interval = left;
+    }
+    Some(publish)
+}
+
+/// The Message Expiry Interval left after waiting from `since` to `now`:
+/// `Some(None)` when it stays as it is (none, or no time passed), `None`
+/// once expired.
+fn remaining(publish: &Publish, since: Instant, now: Instant) -> Option<Option<u32>> {
     let Some(interval) = publish.properties().message_expiry_interval else {
-        return Some(publish.clone());
+        return Some(None);
     };
     let waited = now.saturating_duration_since(since).as_secs();
     let left = u64::from(interval).checked_sub(waited).filter(|&l| l > 0)?;
-    let mut p = publish.clone();
-    if waited > 0 {
-        p.properties_mut().message_expiry_interval = Some(left as u32);
-    }
-    Some(p)
+    Some((waited > 0).then_some(left as u32))
 }
