@@ -476,7 +476,7 @@ impl Broker {
         // the HTTP request (status page or upgrade); the others go through
         // the transport's listener (TLS handshake in the connection's task).
         let acceptor = if ws && tls.is_none() {
-            Acceptor::Http(tokio::net::TcpListener::bind(addr).await?)
+            Acceptor::Http(mqtt_transport_tcp::bind_tcp(addr).await?)
         } else {
             Acceptor::Mqtt(TcpListener::bind(addr, tls).await?)
         };

@@ -38,7 +38,7 @@ pub use client::{ConnectOptions, connect, connect_tcp, tls_handshake};
 pub use conn::{Connection, ConnectionDetails, ConnectionInfo, Io, TransportKind};
 pub use error::TransportError;
 pub use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-pub use server::{Incoming, Listener};
+pub use server::{Incoming, LISTEN_BACKLOG, Listener, bind_tcp};
 pub use tls::{ClientTls, Roots, ServerTls, certs_from_pem, key_from_pem};
 
 #[cfg(doctest)]

@@ -2,7 +2,45 @@
 
 use crate::{Connection, ConnectionInfo, ServerTls, TransportError, TransportKind};
 use std::{net::SocketAddr, time::Duration};
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
+
+/// Connections the kernel queues for a listener until they are accepted
+/// (capped at `net.core.somaxconn`). When a network comes back, every
+/// device on it reconnects at once and can outrun the accept loop for a
+/// moment; past this queue the kernel drops the attempts, and each client
+/// waits a second or more for its SYN to be sent again.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a TCP listening socket (address reuse on, as
+/// `tokio::net::TcpListener::bind` has it) with a queue of
+/// [`LISTEN_BACKLOG`] connections instead of tokio's 128; tries each
+/// address `addr` resolves to in turn.
+pub async fn bind_tcp(addr: impl ToSocketAddrs) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        };
+        let listener = socket.and_then(|s| {
+            #[cfg(unix)]
+            s.set_reuseaddr(true)?;
+            s.bind(a)?;
+            s.listen(LISTEN_BACKLOG)
+        });
+        match listener {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the address resolved to nothing",
+        )
+    }))
+}
 
 /// A listening socket for MQTT over TCP, or over TLS when given [`ServerTls`].
 ///
@@ -28,7 +66,7 @@ impl Listener {
             Some(t) => Some(tokio_rustls::TlsAcceptor::from(t.config()?)),
             None => None,
         };
-        let tcp = TcpListener::bind(addr).await?;
+        let tcp = bind_tcp(addr).await?;
         let bound = tcp.local_addr().ok().filter(|a| !a.ip().is_unspecified());
         Ok(Listener {
             bound,

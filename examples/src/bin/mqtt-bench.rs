@@ -72,7 +72,8 @@ struct Args {
     /// Messages per publisher.
     #[arg(short = 'n', long, default_value_t = 100_000)]
     messages: u64,
-    /// Messages in flight per publisher (QoS 0: between PINGREQ barriers).
+    /// Messages in flight per publisher (QoS 0: between PINGREQ barriers);
+    /// for `conns`, connection attempts in flight.
     #[arg(short = 'w', long, default_value_t = 100)]
     window: usize,
     /// Total publish rate in messages per second (0: as fast as possible).
@@ -629,7 +630,7 @@ async fn conns(args: &Args, run_id: &str, cpu0: Option<f64>) -> Result<(), Error
     let rss_before = args.pid.and_then(|p| proc_field(p, "status", "VmRSS:"));
     let started = Instant::now();
     let mut links = Vec::with_capacity(args.connections);
-    let concurrency = Arc::new(Semaphore::new(64));
+    let concurrency = Arc::new(Semaphore::new(args.window.max(1)));
     let mut tasks = Vec::with_capacity(args.connections);
     for i in 0..args.connections {
         let permit = concurrency.clone().acquire_owned().await?;
