@@ -637,15 +637,26 @@ async fn conns(args: &Args, run_id: &str, cpu0: Option<f64>) -> Result<(), Error
         let args = args.clone();
         let id = format!("b{run_id}c{i}");
         tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
             let l = open(&args, &id).await;
             drop(permit);
-            l
+            l.map(|l| (l, t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32))
         }));
     }
+    let mut waits = Vec::with_capacity(args.connections);
     for t in tasks {
-        links.push(t.await??);
+        let (l, waited) = t.await??;
+        links.push(l);
+        waits.push(waited);
     }
     let elapsed = started.elapsed().as_secs_f64();
+    // From the start of a connect to its CONNACK.
+    waits.sort_unstable();
+    let (p50, p99, max) = (
+        percentile(&waits, 0.5),
+        percentile(&waits, 0.99),
+        waits.last().copied().unwrap_or(0),
+    );
     // The broker's CPU time for accepting them (closing comes later).
     let cpu = args.pid.map(|p| cpu_seconds(p) - cpu0.unwrap_or(0.0));
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -656,7 +667,7 @@ async fn conns(args: &Args, run_id: &str, cpu0: Option<f64>) -> Result<(), Error
     };
     let rate = args.connections as f64 / elapsed;
     println!(
-        "{{\"label\":\"{}\",\"scenario\":\"Conns\",\"url\":\"{}\",\"version\":{},\"connections\":{},\"seconds\":{:.3},\"connects_per_s\":{:.0},\"rss_kb_per_conn\":{},\"broker_cpu_s\":{},\"broker_cpu_us_per_connect\":{}}}",
+        "{{\"label\":\"{}\",\"scenario\":\"Conns\",\"url\":\"{}\",\"version\":{},\"connections\":{},\"seconds\":{:.3},\"connects_per_s\":{:.0},\"rss_kb_per_conn\":{},\"broker_cpu_s\":{},\"broker_cpu_us_per_connect\":{},\"connect_p50_us\":{p50},\"connect_p99_us\":{p99},\"connect_max_us\":{max}}}",
         args.label,
         args.url,
         args.protocol,
@@ -671,7 +682,7 @@ async fn conns(args: &Args, run_id: &str, cpu0: Option<f64>) -> Result<(), Error
         ))
     );
     println!(
-        "Conns {} v{}: {} connections in {elapsed:.2}s = {rate:.0} connects/s{}",
+        "Conns {} v{}: {} connections in {elapsed:.2}s = {rate:.0} connects/s (connect to CONNACK p50 {p50} µs, p99 {p99} µs, max {max} µs){}",
         args.url,
         args.protocol,
         args.connections,
