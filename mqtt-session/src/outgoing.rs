@@ -48,7 +48,9 @@ pub enum Outcome {
     Delivered(PubAckReason),
     /// PUBACK or PUBREC with a failure code.
     Refused(PubAckReason),
-    /// PUBCOMP with 0x92 Packet Identifier not found.
+    /// PUBCOMP with 0x92 Packet Identifier not found, outside recovery
+    /// (in recovery, after a reconnection, it means the receiver had
+    /// completed the flow: [`Delivered`](Outcome::Delivered)).
     NotFound,
     /// Not sent: the peer's limits (Maximum QoS, Retain Available, Maximum
     /// Packet Size) exclude it.
@@ -76,6 +78,9 @@ pub(crate) struct Outgoing {
     pub(crate) quota: SendQuota,
     pending_limit: usize,
     next_seq: u64,
+    /// Flights numbered below this were in flight when the session last
+    /// resumed: their PUBREL was sent again in recovery.
+    recovered_below: u64,
 }
 
 /// Messages waiting and in flight, and the packet identifiers they hold.
@@ -95,6 +100,7 @@ impl Outgoing {
             quota: SendQuota::default(),
             pending_limit,
             next_seq: 0,
+            recovered_below: 0,
         }
     }
 
@@ -347,8 +353,14 @@ impl Outgoing {
             packet: "PUBCOMP",
             id: id.get(),
         })?;
+        // 0x92 "is not an error during recovery": the PUBREL was sent
+        // again after a reconnection, and the receiver, which owned the
+        // message since its PUBREC, had completed it before the connection
+        // dropped (the first PUBCOMP was lost).
         let outcome = match reason {
-            PubRelReason::PacketIdentifierNotFound => Outcome::NotFound,
+            PubRelReason::PacketIdentifierNotFound if flight.seq >= self.recovered_below => {
+                Outcome::NotFound
+            }
             _ => Outcome::Delivered(PubAckReason::Success),
         };
         Ok((flight.request, outcome))
@@ -359,6 +371,7 @@ impl Outgoing {
     /// sent again, in its original order ([MQTT-4.4.0-1]).
     pub(crate) fn resume(&mut self, receive_maximum: u16) {
         self.quota = SendQuota::new(receive_maximum);
+        self.recovered_below = self.next_seq;
         let Some(q) = self.queues.as_mut() else {
             return;
         };

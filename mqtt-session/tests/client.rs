@@ -176,6 +176,49 @@ fn qos2_publish_runs_pubrec_pubrel_pubcomp() {
     );
 }
 
+/// PUBCOMP 0x92 "is not an error during recovery" (MQTT 5, 3.7.2.1): for a
+/// PUBREL sent again after a reconnection the server had completed the
+/// flow (its first PUBCOMP was lost), so the message counts as delivered;
+/// outside recovery 0x92 is reported as such.
+#[test]
+fn pubcomp_not_found_is_delivered_in_recovery_only() {
+    let mut o = options(ProtocolVersion::V5);
+    o.clean_start = false;
+    let mut h = Harness::new(o);
+    h.connect();
+    let recovered = h.client.publish(msg("a", QoS::ExactlyOnce)).unwrap();
+    h.sent();
+    h.recv(PubRec::new(pid(1))).unwrap();
+    assert_eq!(h.sent(), [Packet::PubRel(PubRel::new(pid(1)))]);
+    h.client.connection_lost(h.now);
+    h.events();
+    let mut ack = ConnAck::new(ConnectReason::Success);
+    ack.session_present = true;
+    h.connect_with(ack);
+    assert_eq!(h.sent(), [Packet::PubRel(PubRel::new(pid(1)))]);
+    let mut comp = PubComp::new(pid(1));
+    comp.reason = PubRelReason::PacketIdentifierNotFound;
+    h.recv(comp.clone()).unwrap();
+    assert!(h.events().contains(&Event::Published {
+        request: recovered,
+        outcome: Outcome::Delivered(PubAckReason::Success)
+    }));
+    // A flow begun on this connection: 0x92 is a mismatch, reported.
+    let later = h.client.publish(msg("b", QoS::ExactlyOnce)).unwrap();
+    let id = publishes(&h.sent())[0].packet_id().unwrap();
+    h.recv(PubRec::new(id)).unwrap();
+    h.sent();
+    comp.packet_id = id;
+    h.recv(comp).unwrap();
+    assert_eq!(
+        h.events(),
+        [Event::Published {
+            request: later,
+            outcome: Outcome::NotFound
+        }]
+    );
+}
+
 #[test]
 fn a_failed_pubrec_ends_the_flow_without_pubrel() {
     // [MQTT-4.3.3-4], [MQTT-4.4.0-2]: PUBREL only after a successful PUBREC; a failure
