@@ -29,6 +29,7 @@ import argparse, os, shutil, signal, socket, statistics, subprocess, sys, tempfi
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ports import free_port, wait_port  # noqa: E402
+from sections import put_section  # noqa: E402
 
 import paho.mqtt.client as mqtt
 
@@ -218,18 +219,10 @@ def main():
     table = "\n".join(lines)
     print(table)
     if args.write:
-        path = os.path.join(ROOT, "BENCHMARKS.md")
-        text = open(path).read() if os.path.exists(path) else ""
         tag = f"qos{args.qos}" + ("" if args.publishers == 1 else f"-p{args.publishers}")
-        BEGIN, END = f"<!-- durability-{tag}:begin -->", f"<!-- durability-{tag}:end -->"
         title = f"QoS {args.qos}" + ("" if args.publishers == 1 else f", {args.publishers} publishers")
-        block = f"{BEGIN}\n## Durability: SIGKILL after acknowledging ({title})\n\n{table}\n{END}"
-        if BEGIN in text and END in text:
-            text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip() + "\n\n" + block + "\n"
-        open(path, "w").write(text)
-
+        put_section(os.path.join(ROOT, "BENCHMARKS.md"), f"durability-{tag}",
+                    f"Durability: SIGKILL after acknowledging ({title})", table)
 
 if __name__ == "__main__":
     main()

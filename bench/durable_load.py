@@ -20,6 +20,7 @@ import argparse, json, os, shutil, signal, statistics, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ports import free_port, wait_port  # noqa: E402
+from sections import put_section  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OURS = os.path.join(ROOT, "target", "release", "broker")
@@ -123,16 +124,7 @@ def main():
     table = "\n".join(lines)
     print(table)
     if args.write:
-        path = os.path.join(ROOT, "BENCHMARKS.md")
-        text = open(path).read() if os.path.exists(path) else ""
-        BEGIN, END = "<!-- durable-load:begin -->", "<!-- durable-load:end -->"
-        block = f"{BEGIN}\n## Durable acknowledgements under load\n\n{table}\n{END}"
-        if BEGIN in text and END in text:
-            text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip() + "\n\n" + block + "\n"
-        open(path, "w").write(text)
-
+        put_section(os.path.join(ROOT, "BENCHMARKS.md"), "durable-load", "Durable acknowledgements under load", table)
 
 if __name__ == "__main__":
     main()

@@ -96,7 +96,8 @@ impl Written {
 }
 
 impl Persister {
-    /// Starts the writer thread.
+    /// Starts the writer thread (with [`Durability::Always`], also the
+    /// sync thread, which the writer's thread waits for when it ends).
     pub(crate) fn start(
         store: Arc<dyn Store>,
         mode: Durability,
@@ -113,13 +114,34 @@ impl Persister {
             committed: watch::Sender::new(0),
             failed: AtomicBool::new(false),
         });
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new().name(name.into()).spawn(f)
+        };
         let writer = p.clone();
-        let thread = std::thread::Builder::new()
-            .name("mqtt-store".into())
-            .spawn(move || match writer.mode {
-                Durability::Always => writer.run_always(),
-                Durability::Periodic(every) => writer.run_periodic(every),
-            })?;
+        let thread = match mode {
+            Durability::Always => {
+                // The sync thread, which the writer stops and waits for
+                // when it ends.
+                let written = Arc::new(Written::default());
+                let syncer = {
+                    let (p, written) = (p.clone(), written.clone());
+                    spawn("mqtt-store-sync", Box::new(move || p.run_syncer(&written)))?
+                };
+                let ours = written.clone();
+                spawn(
+                    "mqtt-store",
+                    Box::new(move || {
+                        writer.run_always(&written);
+                        written.stop();
+                        let _ = syncer.join();
+                    }),
+                )
+                .inspect_err(|_| ours.stop())?
+            }
+            Durability::Periodic(every) => {
+                spawn("mqtt-store", Box::new(move || writer.run_periodic(every)))?
+            }
+        };
         Ok((p, thread))
     }
 
@@ -219,48 +241,22 @@ impl Persister {
     }
 
     /// The writer of [`Durability::Always`]: writes each batch as soon as
-    /// it is taken, while a second thread syncs. A sync covers every batch
-    /// written before it began, so the batches written during one sync are
-    /// made durable together by the next, and writing a batch (tables and
-    /// journal: tens of microseconds) overlaps the sync before it (a
-    /// couple of hundred).
-    fn run_always(self: &Arc<Self>) {
-        let written = Arc::new(Written::default());
-        let syncer = {
-            let (p, written) = (self.clone(), written.clone());
-            std::thread::Builder::new()
-                .name("mqtt-store-sync".into())
-                .spawn(move || p.run_syncer(&written))
-        };
-        let syncer = match syncer {
-            Ok(t) => Some(t),
-            Err(e) => {
-                error!(error = %e, "no sync thread: each batch is synced before the next is written");
-                None
-            }
-        };
+    /// it is taken and hands it to the sync thread. A sync covers every
+    /// batch written before it began, so the batches written during one
+    /// sync are made durable together by the next, and writing a batch
+    /// (tables and journal: tens of microseconds) overlaps the sync before
+    /// it (a couple of hundred).
+    fn run_always(&self, written: &Written) {
         while let Some((batch, generation)) = self.take(None) {
             // The store holds a prefix of the batches: after a failed one,
             // later ones are not written.
             if self.has_failed() {
                 continue;
             }
-            if let Err(e) = self.store.write(&batch) {
-                self.fail(&e, batch.len());
-                continue;
+            match self.store.write(&batch) {
+                Ok(()) => written.set(generation),
+                Err(e) => self.fail(&e, batch.len()),
             }
-            if syncer.is_some() {
-                written.set(generation);
-            } else {
-                match self.store.sync() {
-                    Ok(()) => self.durable(generation),
-                    Err(e) => self.fail(&e, 0),
-                }
-            }
-        }
-        written.stop();
-        if let Some(t) = syncer {
-            let _ = t.join();
         }
     }
 
@@ -269,12 +265,23 @@ impl Persister {
     /// written before it began durable.
     fn run_syncer(&self, written: &Written) {
         while let Some(generation) = written.take() {
-            if self.has_failed() {
-                continue;
+            if !self.has_failed() {
+                self.sync_through(generation);
             }
-            match self.store.sync() {
-                Ok(()) => self.durable(generation),
-                Err(e) => self.fail(&e, 0),
+        }
+    }
+
+    /// Syncs the store and marks batches up to `generation` durable;
+    /// `false` when the sync failed (the store has failed then).
+    fn sync_through(&self, generation: Ticket) -> bool {
+        match self.store.sync() {
+            Ok(()) => {
+                self.durable(generation);
+                true
+            }
+            Err(e) => {
+                self.fail(&e, 0);
+                false
             }
         }
     }
@@ -305,15 +312,13 @@ impl Persister {
                 }
                 written = generation;
             }
-            if dirty && (stop || last_sync.elapsed() >= every) && !self.has_failed() {
-                match self.store.sync() {
-                    Ok(()) => {
-                        dirty = false;
-                        last_sync = Instant::now();
-                        self.durable(written);
-                    }
-                    Err(e) => self.fail(&e, 0),
-                }
+            if dirty
+                && (stop || last_sync.elapsed() >= every)
+                && !self.has_failed()
+                && self.sync_through(written)
+            {
+                dirty = false;
+                last_sync = Instant::now();
             }
             if stop {
                 return;

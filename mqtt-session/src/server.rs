@@ -434,10 +434,7 @@ impl ServerSession {
                 }
                 // A client may send before CONNACK; keep it (bounded) until then.
                 if matches!(packet, Packet::Connect(_))
-                    || self
-                        .early
-                        .as_ref()
-                        .is_some_and(|e| e.len() >= self.options.max_queued)
+                    || self.early.as_ref().map_or(0, |e| e.len()) >= self.options.max_queued
                 {
                     return Err(
                         self.violation(DisconnectReason::ProtocolError, "packets before CONNACK")

@@ -376,6 +376,28 @@ fn packets_sent_before_connack_are_handled_after_accept() {
     assert!(matches!(h.events().as_slice(), [ServerEvent::Message(m)] if m.topic() == "early"));
 }
 
+/// What a client sends before CONNACK is kept up to `max_queued` packets;
+/// one more is a protocol error (and with a bound of 0, the first is).
+#[test]
+fn packets_before_connack_are_bounded_by_max_queued() {
+    for bound in [0usize, 2] {
+        let mut h = Harness::new(ServerOptions {
+            max_queued: bound,
+            ..ServerOptions::default()
+        });
+        h.recv(Connect::new(ProtocolVersion::V5, "c".try_into().unwrap()))
+            .unwrap();
+        for i in 0..bound {
+            h.recv(msg("early", QoS::AtMostOnce, i as u16 + 1)).unwrap();
+        }
+        assert!(
+            h.recv(msg("early", QoS::AtMostOnce, 9)).is_err(),
+            "packet {} before CONNACK with a bound of {bound}",
+            bound + 1
+        );
+    }
+}
+
 #[test]
 fn client_disconnect_is_reported_and_session_expiry_cannot_be_raised() {
     let mut h = Harness::new(ServerOptions::default());

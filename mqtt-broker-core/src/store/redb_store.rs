@@ -42,8 +42,7 @@ fn engine(e: impl std::fmt::Display) -> StoreError {
 /// to the journal; a sync is one `fdatasync` of the journal (a few hundred
 /// bytes per batch, overwriting a file already written full size, where a
 /// durable table commit writes and syncs every page it touched). Batches
-/// share a table transaction, committed without a sync every
-/// [`BATCHES_PER_COMMIT`] batches. When less than 1 MiB of the journal's
+/// share a table transaction, committed without a sync every 16 batches. When less than 1 MiB of the journal's
 /// 8 MiB is left, the tables are made durable (between two batches) and
 /// the journal starts again. On opening, the journal is replayed over the
 /// tables. A crash at any moment loses no synced write and leaves each
@@ -51,7 +50,7 @@ fn engine(e: impl std::fmt::Display) -> StoreError {
 pub struct RedbStore {
     db: Database,
     writing: Mutex<Writing>,
-    /// The journal file, to sync without holding the journal.
+    /// The journal file, to sync without holding `writing`.
     sync_handle: std::fs::File,
 }
 
@@ -267,7 +266,7 @@ impl Store for RedbStore {
     }
 
     fn sync(&self) -> Result<(), StoreError> {
-        // Outside the journal's lock: the next batch is written meanwhile.
+        // Outside `writing`: the next batch is written meanwhile.
         self.sync_handle.sync_data().map_err(engine)
     }
 }
