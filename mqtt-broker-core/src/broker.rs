@@ -108,6 +108,11 @@ pub struct Limits {
     pub min_keep_alive: Option<u16>,
 }
 
+/// Descriptors [`Broker::listen`] makes room for when
+/// [`Limits::max_connections`] is not set (within the open-file limit):
+/// about 512 KiB of kernel memory.
+pub const RESERVED_DESCRIPTORS: usize = 65_536;
+
 /// A listener kind and address.
 #[derive(Clone, Debug)]
 pub enum ListenerConfig {
@@ -464,8 +469,21 @@ impl Broker {
 
     /// Binds a listener and serves it until shutdown; returns the bound
     /// address (with the port chosen for port 0).
+    ///
+    /// Makes room in the process's descriptor table for every connection
+    /// the limits allow ([`Limits::max_connections`] and its margin, or
+    /// [`RESERVED_DESCRIPTORS`]) first, within the open-file limit: see
+    /// [`mqtt_transport_tcp::reserve_descriptors`].
     pub async fn listen(&self, listener: ListenerConfig) -> Result<SocketAddr, TransportError> {
         let name = listener.name();
+        let room = match self.shared.config.limits.max_connections {
+            Some(max) => max + (max / 10).max(64) + 64,
+            None => RESERVED_DESCRIPTORS,
+        };
+        match mqtt_transport_tcp::reserve_descriptors(room) {
+            Ok(n) => debug!(descriptors = n, "descriptor table reserved"),
+            Err(e) => debug!(error = %e, "descriptor table not reserved"),
+        }
         let (addr, tls, ws) = match listener {
             ListenerConfig::Tcp(a) => (a, None, false),
             ListenerConfig::Tls(a, t) => (a, Some(t), false),

@@ -45,7 +45,7 @@ pub mod subscriptions;
 mod sys;
 
 pub use auth::{Acl, CertIdentity, FileAuth, PasswordFile};
-pub use broker::{Broker, BrokerConfig, Limits, ListenerConfig, Stats};
+pub use broker::{Broker, BrokerConfig, Limits, ListenerConfig, RESERVED_DESCRIPTORS, Stats};
 pub use hooks::{AllowAll, AuthState, AuthStep, ClientInfo, Hooks};
 pub use mqtt_session::ServerOptions;
 pub use mqtt_transport_tcp::ServerTls;

@@ -4,8 +4,11 @@ use crate::{
     ClientTls, Connection, ConnectionInfo, Scheme, ServerAddr, TransportError, TransportKind,
 };
 use rustls_pki_types::ServerName;
-use std::{net::SocketAddr, time::Duration};
-use tokio::net::TcpStream;
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
+use tokio::net::{TcpSocket, TcpStream};
 
 /// How to connect.
 #[derive(Clone, Debug)]
@@ -14,6 +17,11 @@ pub struct ConnectOptions {
     pub timeout: Duration,
     /// TLS settings for `mqtts://` (and `wss://` in the WebSocket transport).
     pub tls: ClientTls,
+    /// The local address to connect from (a host with several interfaces
+    /// or addresses choosing one); `None` lets the routing table choose.
+    /// The kernel picks the port when connecting, so many connections can
+    /// share the address.
+    pub local_addr: Option<IpAddr>,
 }
 
 impl Default for ConnectOptions {
@@ -21,14 +29,20 @@ impl Default for ConnectOptions {
         ConnectOptions {
             timeout: Duration::from_secs(10),
             tls: ClientTls::default(),
+            local_addr: None,
         }
     }
 }
 
 /// Opens a TCP connection to `host:port`, trying each resolved address in
-/// turn, with `TCP_NODELAY` set (MQTT acknowledgements are small and must
-/// not wait for delayed ACKs).
-pub async fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, TransportError> {
+/// turn (from `local` when given: only addresses of its family), with
+/// `TCP_NODELAY` set (MQTT acknowledgements are small and must not wait for
+/// delayed ACKs).
+pub async fn connect_tcp(
+    host: &str,
+    port: u16,
+    local: Option<IpAddr>,
+) -> Result<TcpStream, TransportError> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|source| TransportError::Dns {
@@ -38,7 +52,21 @@ pub async fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, TransportEr
         .collect();
     let mut last = None;
     for addr in addrs {
-        match TcpStream::connect(addr).await {
+        let attempt = match local {
+            None => TcpStream::connect(addr).await,
+            Some(local) if local.is_ipv4() != addr.is_ipv4() => {
+                last = Some(TransportError::Connect {
+                    addr,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("cannot connect from {local}: another address family"),
+                    ),
+                });
+                continue;
+            }
+            Some(local) => connect_from(local, addr).await,
+        };
+        match attempt {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
                 return Ok(stream);
@@ -50,6 +78,53 @@ pub async fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, TransportEr
         host: host.to_string(),
         source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
     }))
+}
+
+/// Connects to `addr` from `local`, the port left for `connect` to choose.
+async fn connect_from(local: IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    bind_address_no_port(&socket)?;
+    socket.bind(SocketAddr::new(local, 0))?;
+    socket.connect(addr).await
+}
+
+/// Lets a socket bound to port 0 take its port when it connects, where the
+/// kernel needs only the whole address pair to be unique: without this,
+/// `bind` takes a port for the local address alone, and connections from
+/// it run out of ports sooner and find them more slowly.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn bind_address_no_port(socket: &TcpSocket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: the descriptor is the socket's own and open for the call;
+    // the option value points at a live `c_int` and the length passed is
+    // its size, which is what `IP_BIND_ADDRESS_NO_PORT` reads (it applies
+    // to IPv6 sockets too, at the `SOL_IP` level). The kernel only reads
+    // the value during the call.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Elsewhere `bind` takes the port; connections still work.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn bind_address_no_port(_: &TcpSocket) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// Runs the client side of a TLS handshake over `stream`.
@@ -82,7 +157,7 @@ pub async fn connect(
         return Err(TransportError::UnsupportedScheme(addr.to_string()));
     }
     let attempt = async {
-        let tcp = connect_tcp(&addr.host, addr.port).await?;
+        let tcp = connect_tcp(&addr.host, addr.port, options.local_addr).await?;
         let mut info = ConnectionInfo::tcp(tcp.peer_addr()?, tcp.local_addr()?);
         match addr.scheme {
             Scheme::Mqtt => Ok(Connection::new(tcp, info)),

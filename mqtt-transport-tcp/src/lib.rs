@@ -29,6 +29,7 @@
 mod addr;
 mod client;
 mod conn;
+mod descriptors;
 mod error;
 mod server;
 mod tls;
@@ -36,6 +37,7 @@ mod tls;
 pub use addr::{Scheme, ServerAddr};
 pub use client::{ConnectOptions, connect, connect_tcp, tls_handshake};
 pub use conn::{Connection, ConnectionDetails, ConnectionInfo, Io, TransportKind};
+pub use descriptors::{raise_descriptor_limit, reserve_descriptors};
 pub use error::TransportError;
 pub use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 pub use server::{Incoming, LISTEN_BACKLOG, Listener, bind_tcp};

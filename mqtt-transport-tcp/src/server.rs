@@ -15,6 +15,14 @@ pub const LISTEN_BACKLOG: u32 = 4096;
 /// `tokio::net::TcpListener::bind` has it) with a queue of
 /// [`LISTEN_BACKLOG`] connections instead of tokio's 128; tries each
 /// address `addr` resolves to in turn.
+///
+/// The listener is for protocols whose clients speak first, as MQTT's do
+/// (CONNECT, a WebSocket upgrade request or a TLS ClientHello): on Linux a
+/// connection is handed over once its first bytes have arrived
+/// (`TCP_DEFER_ACCEPT`), so the server wakes once per connection instead of
+/// twice (for the connection, then for its data), and a client that
+/// connects and sends nothing costs nothing for its first second (it is
+/// then handed over all the same, for the server's own timeout to close).
 pub async fn bind_tcp(addr: impl ToSocketAddrs) -> std::io::Result<TcpListener> {
     let mut last = None;
     for a in tokio::net::lookup_host(addr).await? {
@@ -27,7 +35,10 @@ pub async fn bind_tcp(addr: impl ToSocketAddrs) -> std::io::Result<TcpListener> 
             #[cfg(unix)]
             s.set_reuseaddr(true)?;
             s.bind(a)?;
-            s.listen(LISTEN_BACKLOG)
+            let listener = s.listen(LISTEN_BACKLOG)?;
+            // Only a cost saved: the listener works without it.
+            let _ = defer_accept(&listener);
+            Ok(listener)
         });
         match listener {
             Ok(l) => return Ok(l),
@@ -40,6 +51,36 @@ pub async fn bind_tcp(addr: impl ToSocketAddrs) -> std::io::Result<TcpListener> 
             "the address resolved to nothing",
         )
     }))
+}
+
+/// Hands connections over once data has arrived, or after a second.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn defer_accept(listener: &TcpListener) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let seconds: libc::c_int = 1;
+    // SAFETY: the descriptor is the listener's own and open for the call;
+    // the option value points at a live `c_int` and the length passed is
+    // its size, which is what `TCP_DEFER_ACCEPT` reads. The kernel only
+    // reads the value during the call.
+    let r = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&seconds as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn defer_accept(_: &TcpListener) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// A listening socket for MQTT over TCP, or over TLS when given [`ServerTls`].

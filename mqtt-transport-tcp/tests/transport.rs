@@ -44,6 +44,7 @@ fn client_options(ca: &Ca) -> ConnectOptions {
             alpn: vec![b"mqtt".to_vec()],
             ..Default::default()
         },
+        local_addr: None,
     }
 }
 
@@ -65,6 +66,11 @@ async fn send(conn: &mut Connection, p: impl Into<Packet>, v: ProtocolVersion) {
 
 /// Serves one connection: answers CONNECT with CONNACK; returns the info.
 async fn serve_one(listener: Listener) -> Result<ConnectionInfo, TransportError> {
+    serve_one_of(&listener).await
+}
+
+/// [`serve_one`] for a listener that serves more.
+async fn serve_one_of(listener: &Listener) -> Result<ConnectionInfo, TransportError> {
     let mut conn = listener.accept().await?.establish().await?;
     let info = conn.info().clone();
     let mut decoder = Decoder::server();
@@ -206,6 +212,42 @@ async fn an_untrusted_server_certificate_is_rejected() {
     let err = connect(&addr, &client_options(&other)).await.unwrap_err();
     assert!(matches!(err, TransportError::Tls { .. }), "{err}");
     assert!(err.to_string().contains("TLS handshake"), "{err}");
+}
+
+#[tokio::test]
+async fn connects_from_the_local_address_asked_for() {
+    let listener = Listener::bind("127.0.0.1:0", None).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let addr = ServerAddr::parse(&format!("mqtt://127.0.0.1:{port}")).unwrap();
+    let from = ConnectOptions {
+        local_addr: Some("127.0.0.2".parse().unwrap()),
+        ..Default::default()
+    };
+    // Two at once from one address: the port is the kernel's choice at
+    // connect time, per address pair.
+    let server = tokio::spawn(async move {
+        let a = serve_one_of(&listener).await.unwrap();
+        let b = serve_one_of(&listener).await.unwrap();
+        (a, b)
+    });
+    let c1 = connect_and_handshake(&addr, &from).await.unwrap();
+    let c2 = connect_and_handshake(&addr, &from).await.unwrap();
+    for c in [&c1, &c2] {
+        assert_eq!(c.info().local_addr.ip().to_string(), "127.0.0.2");
+        assert_eq!(c.peer_addr().port(), port);
+    }
+    assert_ne!(c1.info().local_addr.port(), c2.info().local_addr.port());
+    let (a, b) = server.await.unwrap();
+    assert_eq!(a.peer_addr, c1.info().local_addr);
+    assert_eq!(b.peer_addr, c2.info().local_addr);
+    // An address of the other family cannot reach an IPv4 server.
+    let v6 = ConnectOptions {
+        local_addr: Some("::1".parse().unwrap()),
+        ..Default::default()
+    };
+    let err = connect(&addr, &v6).await.unwrap_err();
+    assert!(matches!(err, TransportError::Connect { .. }), "{err}");
+    assert!(err.to_string().contains("127.0.0.1"), "{err}");
 }
 
 #[tokio::test]
@@ -395,4 +437,34 @@ async fn a_burst_of_connects_waits_in_the_listen_queue() {
             .unwrap()
             .unwrap();
     }
+}
+
+/// MQTT clients speak first: a connection is handed over with its first
+/// bytes (one wake-up of the server instead of two), and one that sends
+/// nothing is handed over after a second all the same, for the server's
+/// own timeout to close.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_connection_is_handed_over_with_its_first_bytes() {
+    let listener = Listener::bind("127.0.0.1:0", None).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let early = tokio::time::timeout(Duration::from_millis(300), listener.accept()).await;
+    assert!(early.is_err(), "handed over before any data");
+    client.write_all(b"\x10").await.unwrap();
+    let mut conn = tokio::time::timeout(Duration::from_secs(5), listener.accept())
+        .await
+        .unwrap()
+        .unwrap()
+        .establish()
+        .await
+        .unwrap();
+    let mut first = [0u8; 1];
+    conn.read_exact(&mut first).await.unwrap();
+    assert_eq!(first, [0x10]);
+    let _silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .expect("a silent client is handed over in the end")
+        .unwrap();
 }

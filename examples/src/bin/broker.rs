@@ -219,6 +219,12 @@ fn main() -> std::process::ExitCode {
         .with_max_level(args.log)
         .with_target(false)
         .init();
+    // A connection is a descriptor: the common default of 1,024 open files
+    // would cap the broker near a thousand clients.
+    match mqtt_transport_tcp::raise_descriptor_limit() {
+        Ok(n) => tracing::debug!(open_files = n, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
