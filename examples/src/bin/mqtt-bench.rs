@@ -96,6 +96,15 @@ struct Args {
     /// stores sessions stores each message for them until acknowledged.
     #[arg(long)]
     persistent: bool,
+    /// Connect from this many loopback addresses, 127.0.0.1 up to
+    /// 127.0.0.N, in turn, as clients on N hosts would (the broker must be
+    /// on loopback). From one address, with ten thousand or more
+    /// connections to one port open or in TIME_WAIT, the kernel's search for
+    /// a free source port takes most of the load's CPU time and sets the
+    /// connect rate (15,000 connections: 10k connects/s from one address,
+    /// 31-35k from 32).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=254))]
+    sources: u8,
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -105,6 +114,8 @@ struct Link {
     wr: WriteHalf<Connection>,
     decoder: Decoder,
     buf: BytesMut,
+    /// Free room to make before each read.
+    chunk: usize,
 }
 
 fn version(args: &Args) -> ProtocolVersion {
@@ -130,10 +141,16 @@ async fn open(args: &Args, id: &str) -> Result<Link, Error> {
 /// Connects; a `persistent` session outlives the connection.
 async fn open_session(args: &Args, id: &str, persistent: bool) -> Result<Link, Error> {
     let addr = ServerAddr::parse(&args.url)?;
+    let mut options = mqtt_transport_ws::WsConnectOptions::default();
+    if args.sources > 1 {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let k = NEXT.fetch_add(1, Ordering::Relaxed) % u64::from(args.sources);
+        options.connect.local_addr = Some(std::net::Ipv4Addr::new(127, 0, 0, 1 + k as u8).into());
+    }
     let conn = if addr.scheme.is_websocket() {
-        mqtt_transport_ws::connect(&addr, &Default::default()).await?
+        mqtt_transport_ws::connect(&addr, &options).await?
     } else {
-        mqtt_transport_tcp::connect(&addr, &Default::default()).await?
+        mqtt_transport_tcp::connect(&addr, &options.connect).await?
     };
     let v = version(args);
     let (rd, mut wr) = tokio::io::split(conn);
@@ -156,10 +173,15 @@ async fn open_session(args: &Args, id: &str, persistent: bool) -> Result<Link, E
         rd,
         wr,
         decoder: Decoder::client(v).with_max_packet_size(u32::MAX),
-        buf: BytesMut::with_capacity(64 * 1024),
+        buf: BytesMut::new(),
+        // Room for the CONNACK only: an idle link (`conns`) keeps no more.
+        chunk: 256,
     };
     match link.next().await? {
-        Packet::ConnAck(a) if !a.reason.is_error() => Ok(link),
+        Packet::ConnAck(a) if !a.reason.is_error() => {
+            link.chunk = 64 * 1024;
+            Ok(link)
+        }
         other => Err(format!("connection refused: {other:?}").into()),
     }
 }
@@ -170,7 +192,7 @@ impl Link {
             if let Some(p) = self.decoder.decode(&mut self.buf)? {
                 return Ok(p);
             }
-            self.buf.reserve(64 * 1024);
+            self.buf.reserve(self.chunk);
             if self.rd.read_buf(&mut self.buf).await? == 0 {
                 return Err("connection closed".into());
             }
@@ -291,6 +313,7 @@ async fn publisher(
         mut wr,
         mut decoder,
         mut buf,
+        ..
     } = link;
     let permits = Arc::new(Semaphore::new(window));
     let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<Packet>();
@@ -426,7 +449,21 @@ fn proc_field(pid: u32, file: &str, key: &str) -> Option<u64> {
         .ok()
 }
 
+/// The CPU time `pid` has used: the sum over its threads of the scheduler's
+/// nanosecond count, or where that is missing the 10 ms ticks of `stat`.
 fn cpu_seconds(pid: u32) -> f64 {
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|dir| {
+            dir.filter_map(|t| {
+                let ns = std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok()?;
+                ns.split_whitespace().next()?.parse::<u64>().ok()
+            })
+            .sum::<u64>()
+        })
+        .unwrap_or(0);
+    if threads > 0 {
+        return threads as f64 / 1e9;
+    }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
@@ -450,10 +487,33 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    match run(args).await {
+    // Every connection is a descriptor; room for them all in the table
+    // before the runtime's threads start (see
+    // `mqtt_transport_tcp::reserve_descriptors`).
+    let _ = mqtt_transport_tcp::raise_descriptor_limit();
+    let links = args.connections.max(2 * args.publishers + args.subscribers);
+    let _ = mqtt_transport_tcp::reserve_descriptors(links + 64);
+    // `conns` opens connections from one thread: a second one would only
+    // add wake-ups between them to each connect.
+    let runtime = if args.scenario == Scenario::Conns {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mqtt-bench: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mqtt-bench: {e}");
@@ -466,6 +526,16 @@ async fn run(args: Args) -> Result<(), Error> {
     let v = version(&args);
     let run_id = format!("{:x}", std::process::id());
     let cpu0 = args.pid.map(cpu_seconds);
+    if args.sources > 1 {
+        let host = ServerAddr::parse(&args.url)?.host;
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            return Err(format!("--sources needs a broker on 127.0.0.0/8, not {host}").into());
+        }
+    }
     if args.scenario == Scenario::Conns {
         return conns(&args, &run_id, cpu0).await;
     }
@@ -629,25 +699,34 @@ async fn run(args: Args) -> Result<(), Error> {
 async fn conns(args: &Args, run_id: &str, cpu0: Option<f64>) -> Result<(), Error> {
     let rss_before = args.pid.and_then(|p| proc_field(p, "status", "VmRSS:"));
     let started = Instant::now();
-    let mut links = Vec::with_capacity(args.connections);
-    let concurrency = Arc::new(Semaphore::new(args.window.max(1)));
-    let mut tasks = Vec::with_capacity(args.connections);
-    for i in 0..args.connections {
-        let permit = concurrency.clone().acquire_owned().await?;
-        let args = args.clone();
-        let id = format!("b{run_id}c{i}");
-        tasks.push(tokio::spawn(async move {
-            let t = Instant::now();
-            let l = open(&args, &id).await;
-            drop(permit);
-            l.map(|l| (l, t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32))
+    // `window` connectors, each opening connections one after another until
+    // all are open: no task or wake-up per connection beyond the connect.
+    let next = Arc::new(AtomicU64::new(0));
+    let total = args.connections as u64;
+    let mut connectors = Vec::new();
+    for _ in 0..args.window.clamp(1, args.connections.max(1)) {
+        let (args, next, run_id) = (args.clone(), next.clone(), run_id.to_string());
+        connectors.push(tokio::spawn(async move {
+            let mut opened = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return Ok::<_, Error>(opened);
+                }
+                let t = Instant::now();
+                let link = open(&args, &format!("b{run_id}c{i}")).await?;
+                let waited = t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                opened.push((link, waited));
+            }
         }));
     }
+    let mut links = Vec::with_capacity(args.connections);
     let mut waits = Vec::with_capacity(args.connections);
-    for t in tasks {
-        let (l, waited) = t.await??;
-        links.push(l);
-        waits.push(waited);
+    for c in connectors {
+        for (link, waited) in c.await?? {
+            links.push(link);
+            waits.push(waited);
+        }
     }
     let elapsed = started.elapsed().as_secs_f64();
     // From the start of a connect to its CONNACK.
