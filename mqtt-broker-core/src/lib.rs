@@ -39,6 +39,7 @@ mod metrics;
 mod persist;
 pub mod retained;
 mod signal;
+mod spin;
 mod state;
 pub mod store;
 pub mod subscriptions;
@@ -50,6 +51,7 @@ pub use hooks::{AllowAll, AuthState, AuthStep, ClientInfo, Hooks};
 pub use mqtt_session::ServerOptions;
 pub use mqtt_transport_tcp::ServerTls;
 pub use mqtt_transport_ws::WsServerOptions;
+pub use spin::spin_before_park;
 
 /// Feeds `data` to one of the broker's parsers of outside input (ACL and
 /// password files, SCRAM messages, stored records and journal files, HTTP
