@@ -473,11 +473,13 @@ impl Broker {
     /// Makes room in the process's descriptor table for every connection
     /// the limits allow ([`Limits::max_connections`] and its margin, or
     /// [`RESERVED_DESCRIPTORS`]) first, within the open-file limit: see
-    /// [`mqtt_transport_tcp::reserve_descriptors`].
+    /// [`mqtt_transport_tcp::reserve_descriptors`] (an application that calls
+    /// it before starting its runtime spares a worker thread the one wait
+    /// the growth costs).
     pub async fn listen(&self, listener: ListenerConfig) -> Result<SocketAddr, TransportError> {
         let name = listener.name();
         let room = match self.shared.config.limits.max_connections {
-            Some(max) => max + (max / 10).max(64) + 64,
+            Some(max) => max.saturating_add((max / 10).max(64) + 64),
             None => RESERVED_DESCRIPTORS,
         };
         match mqtt_transport_tcp::reserve_descriptors(room) {

@@ -7,14 +7,21 @@
 //! latency, each several microseconds on virtual machines. Under a stream
 //! of short jobs (a storm of connects) a broker that keeps up sleeps and is
 //! woken between most of them: 700 wake-ups per 5,000 connects measured on
-//! loopback, the load's core paying for each. Spinning for a few tens of
-//! microseconds before sleeping catches the next job awake (15 wake-ups per
-//! 5,000 connects, 7% more connects per second against the same load).
+//! loopback, the load's core paying for each.
 //!
-//! Spinning is adaptive: a thread spins only when its last sleep was short,
-//! that is while work arrives faster than the window. An idle broker, or
-//! one that gets a message every few hundred microseconds, sleeps at once
-//! and burns nothing.
+//! A thread that spins instead does not poll while it spins: socket events
+//! that arrive meanwhile wait for the end of the window (tasks queued for
+//! the runtime end it at once), and are then taken without a wake-up. On a
+//! 2-CPU virtual machine, with a 30 µs window, that measured 15 wake-ups
+//! per 5,000 connects and 7% more connects per second; one publisher and
+//! one subscriber exchanging one message at a time went from 14.4k to
+//! 18.8k messages per second, latency p50 from 55 to 47 µs, for 45% more
+//! broker CPU time.
+//!
+//! Spinning is adaptive: a thread spins only when its last idle spell was
+//! short, that is while work arrives faster than twice the window. An idle
+//! broker, or one that gets a message every few hundred microseconds,
+//! sleeps at once and burns nothing.
 
 use std::{
     cell::Cell,
@@ -31,6 +38,10 @@ thread_local! {
 /// Makes the runtime's worker threads spin up to `window` before sleeping
 /// while work arrives within twice that of their going idle (see the
 /// module's documentation). `Duration::ZERO` leaves the builder as it is.
+///
+/// This sets the builder's `on_thread_park` and `on_thread_unpark`
+/// callbacks, of which tokio keeps one each: it replaces callbacks set
+/// before, and callbacks set after replace it.
 ///
 /// ```
 /// let runtime = mqtt_broker_core::spin_before_park(
@@ -53,7 +64,15 @@ pub fn spin_before_park(
             let now = Instant::now();
             IDLE_SINCE.set(Some(now));
             if SPIN_NEXT.get() {
+                // Tasks queued for the runtime (woken from other threads)
+                // end the spin; socket events wait for the park.
+                let queued = tokio::runtime::Handle::try_current()
+                    .ok()
+                    .map(|h| h.metrics());
                 while now.elapsed() < window {
+                    if queued.as_ref().is_some_and(|m| m.global_queue_depth() > 0) {
+                        break;
+                    }
                     std::hint::spin_loop();
                 }
             }

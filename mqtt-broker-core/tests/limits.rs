@@ -306,9 +306,10 @@ fn proc_self(file: &str, prefix: &str) -> Option<u64> {
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listening_broker_has_room_for_its_connections_in_the_descriptor_table() {
-    let (_b, _) = start(no_limits(), |_| {}).await;
+    let (b, _) = start(no_limits(), |_| {}).await;
     let soft = proc_self("limits", "Max open files").unwrap_or(u64::MAX);
     let want = (mqtt_broker_core::RESERVED_DESCRIPTORS as u64).min(soft);
     let size = proc_self("status", "FDSize:").unwrap();
     assert!(size >= want, "descriptor table of {size}, {want} wanted");
+    b.shutdown().await;
 }

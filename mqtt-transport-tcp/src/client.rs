@@ -35,10 +35,15 @@ impl Default for ConnectOptions {
 }
 
 /// Opens a TCP connection to `host:port`, trying each resolved address in
-/// turn (from `local` when given: only addresses of its family), with
-/// `TCP_NODELAY` set (MQTT acknowledgements are small and must not wait for
-/// delayed ACKs).
-pub async fn connect_tcp(
+/// turn, with `TCP_NODELAY` set (MQTT acknowledgements are small and must
+/// not wait for delayed ACKs).
+pub async fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, TransportError> {
+    connect_tcp_from(host, port, None).await
+}
+
+/// [`connect_tcp`] from the local address `local` when given (only the
+/// resolved addresses of its family are tried).
+pub async fn connect_tcp_from(
     host: &str,
     port: u16,
     local: Option<IpAddr>,
@@ -87,8 +92,11 @@ async fn connect_from(local: IpAddr, addr: SocketAddr) -> std::io::Result<TcpStr
     } else {
         TcpSocket::new_v6()?
     };
-    bind_address_no_port(&socket)?;
-    socket.bind(SocketAddr::new(local, 0))?;
+    // Only a cost saved: without it `bind` takes the port.
+    let _ = bind_address_no_port(&socket);
+    socket
+        .bind(SocketAddr::new(local, 0))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("binding to {local}: {e}")))?;
     socket.connect(addr).await
 }
 
@@ -157,7 +165,7 @@ pub async fn connect(
         return Err(TransportError::UnsupportedScheme(addr.to_string()));
     }
     let attempt = async {
-        let tcp = connect_tcp(&addr.host, addr.port, options.local_addr).await?;
+        let tcp = connect_tcp_from(&addr.host, addr.port, options.local_addr).await?;
         let mut info = ConnectionInfo::tcp(tcp.peer_addr()?, tcp.local_addr()?);
         match addr.scheme {
             Scheme::Mqtt => Ok(Connection::new(tcp, info)),

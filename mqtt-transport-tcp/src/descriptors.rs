@@ -6,8 +6,8 @@
 //! RCU grace period (10 to 30 ms on a 2-CPU virtual machine) inside the `accept`,
 //! `socket` or `open` call that needed the room, and the thread and every
 //! task on it wait too. A multithreaded server taking 5,000 connections
-//! stalls so at 256, 512, 1,024, 2,048 and 4,096 of them: connect times of
-//! 20 ms and more at the 99th percentile where they are otherwise 3 ms.
+//! stalls so at 64, 128, 256, ..., 4,096 of them: connect times of 20 ms
+//! and more at the 99th percentile where they are otherwise 3 ms.
 //! [`reserve_descriptors`] grows the table once, before that.
 
 use std::io;
@@ -16,11 +16,13 @@ use std::io;
 /// now, so that opening them later never waits for the table to grow (see
 /// the module's documentation). Capped at the soft limit on open files (see
 /// [`raise_descriptor_limit`]); returns the room made (0 where the
-/// platform's table needs no help). A table slot costs about 8 bytes of
-/// kernel memory and nothing in the process's own memory.
+/// platform's table needs no help). The kernel rounds the table up to a
+/// power of two; a slot costs about 8 bytes of kernel memory and nothing in
+/// the process's own memory.
 ///
 /// Growing the table is itself a growth: call this at start-up, before
-/// connections arrive. Calling it again costs three system calls.
+/// connections arrive, best before the runtime starts its threads. Calling
+/// it again costs a few system calls.
 pub fn reserve_descriptors(count: usize) -> io::Result<usize> {
     imp::reserve(count)
 }
@@ -73,8 +75,8 @@ mod imp {
         } else {
             count.min(usize::try_from(soft).unwrap_or(usize::MAX))
         };
-        // The highest descriptor number the table must hold; the first
-        // three are there from the start.
+        // The highest descriptor number the table must hold; a table of a
+        // few slots needs no help (the kernel starts with 64).
         let Some(top) = room.checked_sub(1).filter(|&t| t > 2) else {
             return Ok(room);
         };
@@ -129,6 +131,7 @@ mod tests {
 
     #[test]
     fn the_table_is_grown_up_front_and_within_the_limit() {
+        // (Raises the limit for the whole test process, which only helps.)
         let soft = raise_descriptor_limit().unwrap();
         assert!(soft >= 16, "soft limit {soft}");
         let want = 4000usize.min(soft as usize);

@@ -35,7 +35,7 @@ mod server;
 mod tls;
 
 pub use addr::{Scheme, ServerAddr};
-pub use client::{ConnectOptions, connect, connect_tcp, tls_handshake};
+pub use client::{ConnectOptions, connect, connect_tcp, connect_tcp_from, tls_handshake};
 pub use conn::{Connection, ConnectionDetails, ConnectionInfo, Io, TransportKind};
 pub use descriptors::{raise_descriptor_limit, reserve_descriptors};
 pub use error::TransportError;

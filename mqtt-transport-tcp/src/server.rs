@@ -20,9 +20,12 @@ pub const LISTEN_BACKLOG: u32 = 4096;
 /// (CONNECT, a WebSocket upgrade request or a TLS ClientHello): on Linux a
 /// connection is handed over once its first bytes have arrived
 /// (`TCP_DEFER_ACCEPT`), so the server wakes once per connection instead of
-/// twice (for the connection, then for its data), and a client that
-/// connects and sends nothing costs nothing for its first second (it is
-/// then handed over all the same, for the server's own timeout to close).
+/// twice (for the connection, then for its data). A client that connects
+/// and sends nothing waits in the kernel's queue of half-open connections
+/// (which counts against the backlog) and is handed over after a second all
+/// the same, for the server's own timeout to close. A protocol in which the
+/// server speaks first would wait that second: bind it with
+/// `tokio::net::TcpListener` instead.
 pub async fn bind_tcp(addr: impl ToSocketAddrs) -> std::io::Result<TcpListener> {
     let mut last = None;
     for a in tokio::net::lookup_host(addr).await? {

@@ -228,8 +228,11 @@ fn main() -> std::process::ExitCode {
     // would cap the broker near a thousand clients.
     match mqtt_transport_tcp::raise_descriptor_limit() {
         Ok(n) => tracing::debug!(open_files = n, "open-file limit"),
-        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+        Err(e) => tracing::debug!(error = %e, "open-file limit not raised"),
     }
+    // Room in the descriptor table before the runtime's threads start, when
+    // growing it stalls no one (the listeners find it made).
+    let _ = mqtt_transport_tcp::reserve_descriptors(mqtt_broker_core::RESERVED_DESCRIPTORS);
     let runtime = match mqtt_broker_core::spin_before_park(
         tokio::runtime::Builder::new_multi_thread().enable_all(),
         std::time::Duration::from_micros(args.spin_us),

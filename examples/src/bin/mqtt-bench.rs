@@ -450,7 +450,8 @@ fn proc_field(pid: u32, file: &str, key: &str) -> Option<u64> {
 }
 
 /// The CPU time `pid` has used: the sum over its threads of the scheduler's
-/// nanosecond count, or where that is missing the 10 ms ticks of `stat`.
+/// nanosecond count, unless threads that have exited make the 10 ms ticks
+/// of `stat` (which count them) the larger by more than two ticks.
 fn cpu_seconds(pid: u32) -> f64 {
     let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
         .map(|dir| {
@@ -460,10 +461,8 @@ fn cpu_seconds(pid: u32) -> f64 {
             })
             .sum::<u64>()
         })
-        .unwrap_or(0);
-    if threads > 0 {
-        return threads as f64 / 1e9;
-    }
+        .unwrap_or(0) as f64
+        / 1e9;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
@@ -476,7 +475,12 @@ fn cpu_seconds(pid: u32) -> f64 {
             .and_then(|f| f.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    (t(11) + t(12)) / 100.0
+    let ticks = (t(11) + t(12)) / 100.0;
+    if threads + 0.02 >= ticks {
+        threads
+    } else {
+        ticks
+    }
 }
 
 fn percentile(sorted: &[u32], p: f64) -> u32 {
