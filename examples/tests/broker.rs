@@ -281,6 +281,55 @@ async fn reads_a_config_file_and_stops_on_sigterm() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("max_paket_size"));
 }
 
+/// A number from a line of /proc/PID/FILE.
+#[cfg(target_os = "linux")]
+fn proc_value(pid: u32, file: &str, prefix: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The broker grows its descriptor table before its threads start, as far
+/// as its connection limit needs: to 65,536 (or its open-file limit) by
+/// default, and to a few hundred for `max_connections = 100`.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn reserves_descriptors_for_the_configured_connection_limit() {
+    let tcp = free_port();
+    let b = broker(&["--tcp", &format!("127.0.0.1:{tcp}")], tcp).await;
+    let pid = b.0.id().unwrap();
+    let soft = proc_value(pid, "limits", "Max open files").unwrap_or(u64::MAX);
+    let size = proc_value(pid, "status", "FDSize:").unwrap();
+    assert!(
+        size >= soft.min(65_536),
+        "descriptor table of {size}, open-file limit {soft}"
+    );
+    drop(b);
+
+    let tcp = free_port();
+    let dir = std::env::temp_dir().join(format!("broker-fds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("broker.toml");
+    std::fs::write(
+        &config,
+        format!("[listeners]\ntcp = [\"127.0.0.1:{tcp}\"]\n\n[limits]\nmax_connections = 100\n"),
+    )
+    .unwrap();
+    let b = broker(&["--config", config.to_str().unwrap()], tcp).await;
+    let size = proc_value(b.0.id().unwrap(), "status", "FDSize:").unwrap();
+    assert!(
+        size <= 1_024,
+        "descriptor table of {size} for 100 connections"
+    );
+    drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 const BENCH: &str = env!("CARGO_BIN_EXE_mqtt-bench");
 
 /// The load tool against the example broker, briefly, in every scenario:

@@ -113,6 +113,32 @@ pub struct Limits {
 /// about 512 KiB of kernel memory.
 pub const RESERVED_DESCRIPTORS: usize = 65_536;
 
+impl Limits {
+    /// Descriptors a broker with these limits may hold at once: every
+    /// connection [`Limits::max_connections`] allows with a margin (for
+    /// connections refused at the limit, listeners and files), or
+    /// [`RESERVED_DESCRIPTORS`] when connections are not limited.
+    ///
+    /// [`Broker::listen`] makes this much room in the descriptor table; an
+    /// application that passes it to
+    /// [`mqtt_transport_tcp::reserve_descriptors`] before starting its
+    /// runtime spares a worker thread the wait the growth costs.
+    ///
+    /// ```
+    /// use mqtt_broker_core::{Limits, RESERVED_DESCRIPTORS};
+    ///
+    /// assert_eq!(Limits::default().descriptors(), RESERVED_DESCRIPTORS);
+    /// let limits = Limits { max_connections: Some(1_000), ..Limits::default() };
+    /// assert!(limits.descriptors() > 1_000);
+    /// ```
+    pub fn descriptors(&self) -> usize {
+        match self.max_connections {
+            Some(max) => max.saturating_add((max / 10).max(64) + 64),
+            None => RESERVED_DESCRIPTORS,
+        }
+    }
+}
+
 /// A listener kind and address.
 #[derive(Clone, Debug)]
 pub enum ListenerConfig {
@@ -471,18 +497,11 @@ impl Broker {
     /// address (with the port chosen for port 0).
     ///
     /// Makes room in the process's descriptor table for every connection
-    /// the limits allow ([`Limits::max_connections`] and its margin, or
-    /// [`RESERVED_DESCRIPTORS`]) first, within the open-file limit: see
-    /// [`mqtt_transport_tcp::reserve_descriptors`] (an application that calls
-    /// it before starting its runtime spares a worker thread the one wait
-    /// the growth costs).
+    /// the limits allow ([`Limits::descriptors`]) first, within the
+    /// open-file limit: see [`mqtt_transport_tcp::reserve_descriptors`].
     pub async fn listen(&self, listener: ListenerConfig) -> Result<SocketAddr, TransportError> {
         let name = listener.name();
-        let room = match self.shared.config.limits.max_connections {
-            Some(max) => max.saturating_add((max / 10).max(64) + 64),
-            None => RESERVED_DESCRIPTORS,
-        };
-        match mqtt_transport_tcp::reserve_descriptors(room) {
+        match mqtt_transport_tcp::reserve_descriptors(self.shared.config.limits.descriptors()) {
             Ok(n) => debug!(descriptors = n, "descriptor table reserved"),
             Err(e) => debug!(error = %e, "descriptor table not reserved"),
         }

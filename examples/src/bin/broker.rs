@@ -218,6 +218,21 @@ struct Limits {
     min_keep_alive: Option<u16>,
 }
 
+impl Limits {
+    /// The broker's connection and subscription limits from the file.
+    fn to_broker(&self) -> mqtt_broker_core::Limits {
+        mqtt_broker_core::Limits {
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            max_subscriptions: self.max_subscriptions,
+            max_topic_levels: self.max_topic_levels,
+            max_topic_length: self.max_topic_length,
+            max_publish_rate: self.max_publish_rate,
+            min_keep_alive: self.min_keep_alive,
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
@@ -230,9 +245,16 @@ fn main() -> std::process::ExitCode {
         Ok(n) => tracing::debug!(open_files = n, "open-file limit"),
         Err(e) => tracing::debug!(error = %e, "open-file limit not raised"),
     }
+    let config = match load_config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("broker: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     // Room in the descriptor table before the runtime's threads start, when
     // growing it stalls no one (the listeners find it made).
-    let _ = mqtt_transport_tcp::reserve_descriptors(mqtt_broker_core::RESERVED_DESCRIPTORS);
+    let _ = mqtt_transport_tcp::reserve_descriptors(config.limits.to_broker().descriptors());
     let runtime = match mqtt_broker_core::spin_before_park(
         tokio::runtime::Builder::new_multi_thread().enable_all(),
         std::time::Duration::from_micros(args.spin_us),
@@ -245,7 +267,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    match runtime.block_on(run(args, config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("broker: {e}");
@@ -254,14 +276,18 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let config: Config = match &args.config {
+/// The configuration file named by `--config`, or the defaults.
+fn load_config(args: &Args) -> Result<Config, String> {
+    match &args.config {
         Some(path) => toml::from_str(
             &std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
         )
-        .map_err(|e| format!("{}: {e}", path.display()))?,
-        None => Config::default(),
-    };
+        .map_err(|e| format!("{}: {e}", path.display())),
+        None => Ok(Config::default()),
+    }
+}
+
+async fn run(args: Args, config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let mut broker_config = BrokerConfig::default();
     let l = &config.limits;
     let s = &mut broker_config.session;
@@ -287,15 +313,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(v) = l.max_session_expiry {
         broker_config.max_session_expiry = v;
     }
-    broker_config.limits = mqtt_broker_core::Limits {
-        max_connections: l.max_connections,
-        max_connections_per_ip: l.max_connections_per_ip,
-        max_subscriptions: l.max_subscriptions,
-        max_topic_levels: l.max_topic_levels,
-        max_topic_length: l.max_topic_length,
-        max_publish_rate: l.max_publish_rate,
-        min_keep_alive: l.min_keep_alive,
-    };
+    broker_config.limits = l.to_broker();
     if let Some(p) = &config.listeners.ws_path {
         broker_config.ws.path = Some(p.clone());
     }
