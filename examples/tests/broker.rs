@@ -3,6 +3,8 @@
 //! and a graceful stop on SIGTERM.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
+#[cfg(target_os = "linux")]
+use mqtt_test_support::brokers::proc_number;
 use mqtt_test_support::brokers::{free_port, wait_for_port};
 use std::{process::Stdio, time::Duration};
 use tokio::{
@@ -281,19 +283,6 @@ async fn reads_a_config_file_and_stops_on_sigterm() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("max_paket_size"));
 }
 
-/// A number from a line of /proc/PID/FILE.
-#[cfg(target_os = "linux")]
-fn proc_value(pid: u32, file: &str, prefix: &str) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix(prefix))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
 /// The broker grows its descriptor table before its threads start, as far
 /// as its connection limit needs: to 65,536 (or its open-file limit) by
 /// default, and to a few hundred for `max_connections = 100`.
@@ -303,8 +292,8 @@ async fn reserves_descriptors_for_the_configured_connection_limit() {
     let tcp = free_port();
     let b = broker(&["--tcp", &format!("127.0.0.1:{tcp}")], tcp).await;
     let pid = b.0.id().unwrap();
-    let soft = proc_value(pid, "limits", "Max open files").unwrap_or(u64::MAX);
-    let size = proc_value(pid, "status", "FDSize:").unwrap();
+    let soft = proc_number(pid, "limits", "Max open files").unwrap_or(u64::MAX);
+    let size = proc_number(pid, "status", "FDSize:").unwrap();
     assert!(
         size >= soft.min(65_536),
         "descriptor table of {size}, open-file limit {soft}"
@@ -321,7 +310,7 @@ async fn reserves_descriptors_for_the_configured_connection_limit() {
     )
     .unwrap();
     let b = broker(&["--config", config.to_str().unwrap()], tcp).await;
-    let size = proc_value(b.0.id().unwrap(), "status", "FDSize:").unwrap();
+    let size = proc_number(b.0.id().unwrap(), "status", "FDSize:").unwrap();
     assert!(
         size <= 1_024,
         "descriptor table of {size} for 100 connections"

@@ -114,9 +114,12 @@ impl Persister {
             committed: watch::Sender::new(0),
             failed: AtomicBool::new(false),
         });
-        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+        fn spawn(
+            name: &str,
+            f: impl FnOnce() + Send + 'static,
+        ) -> std::io::Result<std::thread::JoinHandle<()>> {
             std::thread::Builder::new().name(name.into()).spawn(f)
-        };
+        }
         let writer = p.clone();
         let thread = match mode {
             Durability::Always => {
@@ -125,22 +128,17 @@ impl Persister {
                 let written = Arc::new(Written::default());
                 let syncer = {
                     let (p, written) = (p.clone(), written.clone());
-                    spawn("mqtt-store-sync", Box::new(move || p.run_syncer(&written)))?
+                    spawn("mqtt-store-sync", move || p.run_syncer(&written))?
                 };
                 let ours = written.clone();
-                spawn(
-                    "mqtt-store",
-                    Box::new(move || {
-                        writer.run_always(&written);
-                        written.stop();
-                        let _ = syncer.join();
-                    }),
-                )
+                spawn("mqtt-store", move || {
+                    writer.run_always(&written);
+                    written.stop();
+                    let _ = syncer.join();
+                })
                 .inspect_err(|_| ours.stop())?
             }
-            Durability::Periodic(every) => {
-                spawn("mqtt-store", Box::new(move || writer.run_periodic(every)))?
-            }
+            Durability::Periodic(every) => spawn("mqtt-store", move || writer.run_periodic(every))?,
         };
         Ok((p, thread))
     }

@@ -286,19 +286,6 @@ async fn a_publisher_over_its_rate_is_slowed_down_not_cut_off() {
     b.shutdown().await;
 }
 
-/// A line's number from a file of /proc/self.
-#[cfg(target_os = "linux")]
-fn proc_self(file: &str, prefix: &str) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/self/{file}"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix(prefix))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
 /// In a multithreaded process, Linux makes each growth of the descriptor
 /// table wait for an RCU grace period (10-30 ms), stalling every accept in
 /// progress at 256, 512, 1,024, ... connections; a listening broker has made
@@ -307,9 +294,10 @@ fn proc_self(file: &str, prefix: &str) -> Option<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listening_broker_has_room_for_its_connections_in_the_descriptor_table() {
     let (b, _) = start(no_limits(), |_| {}).await;
-    let soft = proc_self("limits", "Max open files").unwrap_or(u64::MAX);
+    let soft = mqtt_test_support::brokers::proc_number("self", "limits", "Max open files")
+        .unwrap_or(u64::MAX);
     let want = (mqtt_broker_core::RESERVED_DESCRIPTORS as u64).min(soft);
-    let size = proc_self("status", "FDSize:").unwrap();
+    let size = mqtt_test_support::brokers::proc_number("self", "status", "FDSize:").unwrap();
     assert!(size >= want, "descriptor table of {size}, {want} wanted");
     b.shutdown().await;
 }

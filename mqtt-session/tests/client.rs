@@ -46,6 +46,15 @@ impl Harness {
         sent
     }
 
+    /// A client asking to resume its session (Clean Start 0), connected.
+    fn connected_persistent(version: ProtocolVersion) -> Harness {
+        let mut o = options(version);
+        o.clean_start = false;
+        let mut h = Harness::new(o);
+        h.connect();
+        h
+    }
+
     fn connect(&mut self) {
         self.connect_with(ConnAck::new(ConnectReason::Success));
     }
@@ -182,10 +191,7 @@ fn qos2_publish_runs_pubrec_pubrel_pubcomp() {
 /// outside recovery 0x92 is reported as such.
 #[test]
 fn pubcomp_not_found_is_delivered_in_recovery_only() {
-    let mut o = options(ProtocolVersion::V5);
-    o.clean_start = false;
-    let mut h = Harness::new(o);
-    h.connect();
+    let mut h = Harness::connected_persistent(ProtocolVersion::V5);
     let recovered = h.client.publish(msg("a", QoS::ExactlyOnce)).unwrap();
     h.sent();
     h.recv(PubRec::new(pid(1))).unwrap();
@@ -328,10 +334,7 @@ fn incoming_qos2_is_delivered_once_until_pubrel() {
 fn reconnect_with_session_present_resends_in_order_with_dup() {
     // [MQTT-3.3.1-1], [MQTT-4.3.3-6], [MQTT-4.6.0-1]; 3.1.1 [MQTT-2.3.1-3], [MQTT-3.3.1-1], [MQTT-4.4.0-1], [MQTT-4.6.0-1]
     // [MQTT-4.4.0-1]: unacknowledged PUBLISH (DUP 1) and PUBREL, original ids, original order.
-    let mut o = options(ProtocolVersion::V3_1_1);
-    o.clean_start = false;
-    let mut h = Harness::new(o);
-    h.connect();
+    let mut h = Harness::connected_persistent(ProtocolVersion::V3_1_1);
     h.client.publish(msg("a", QoS::AtLeastOnce)).unwrap();
     h.client.publish(msg("b", QoS::ExactlyOnce)).unwrap();
     h.client.publish(msg("c", QoS::ExactlyOnce)).unwrap();
@@ -373,10 +376,7 @@ fn reconnect_with_session_present_resends_in_order_with_dup() {
 #[test]
 fn reconnect_without_session_resends_as_new_messages() {
     // [MQTT-3.2.2-5]: a session the server did not keep is not resumed.
-    let mut o = options(ProtocolVersion::V5);
-    o.clean_start = false;
-    let mut h = Harness::new(o);
-    h.connect();
+    let mut h = Harness::connected_persistent(ProtocolVersion::V5);
     let r = h.client.publish(msg("a", QoS::AtLeastOnce)).unwrap();
     h.sent();
     h.client.connection_lost(h.now);
@@ -656,10 +656,7 @@ fn bytes_in_and_out_round_trip_through_the_codec() {
 #[test]
 fn a_normal_disconnect_is_reported_once_sent_and_the_session_resumes() {
     // [MQTT-3.14.4-2]
-    let mut o = options(ProtocolVersion::V5);
-    o.clean_start = false;
-    let mut h = Harness::new(o);
-    h.connect();
+    let mut h = Harness::connected_persistent(ProtocolVersion::V5);
     h.client.publish(msg("a", QoS::AtLeastOnce)).unwrap();
     h.client
         .disconnect(Disconnect::new(DisconnectReason::NormalDisconnection));

@@ -106,27 +106,8 @@ async fn connect_from(local: IpAddr, addr: SocketAddr) -> std::io::Result<TcpStr
 /// it run out of ports sooner and find them more slowly.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn bind_address_no_port(socket: &TcpSocket) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let on: libc::c_int = 1;
-    // SAFETY: the descriptor is the socket's own and open for the call;
-    // the option value points at a live `c_int` and the length passed is
-    // its size, which is what `IP_BIND_ADDRESS_NO_PORT` reads (it applies
-    // to IPv6 sockets too, at the `SOL_IP` level). The kernel only reads
-    // the value during the call.
-    let r = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_BIND_ADDRESS_NO_PORT,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    // At the `SOL_IP` level, for IPv6 sockets too.
+    crate::sockopt::set_int(socket, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1)
 }
 
 /// Elsewhere `bind` takes the port; connections still work.

@@ -119,14 +119,7 @@ mod tests {
 
     fn table_size() -> usize {
         // The kernel reports the table's size as `FDSize` in status.
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("FDSize:"))
-                    .and_then(|v| v.trim().parse().ok())
-            })
-            .unwrap_or(0)
+        mqtt_test_support::brokers::proc_number("self", "status", "FDSize:").unwrap_or(0) as usize
     }
 
     #[test]

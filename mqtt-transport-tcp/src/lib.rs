@@ -32,6 +32,8 @@ mod conn;
 mod descriptors;
 mod error;
 mod server;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod sockopt;
 mod tls;
 
 pub use addr::{Scheme, ServerAddr};

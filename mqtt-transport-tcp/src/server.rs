@@ -59,26 +59,7 @@ pub async fn bind_tcp(addr: impl ToSocketAddrs) -> std::io::Result<TcpListener> 
 /// Hands connections over once data has arrived, or after a second.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn defer_accept(listener: &TcpListener) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let seconds: libc::c_int = 1;
-    // SAFETY: the descriptor is the listener's own and open for the call;
-    // the option value points at a live `c_int` and the length passed is
-    // its size, which is what `TCP_DEFER_ACCEPT` reads. The kernel only
-    // reads the value during the call.
-    let r = unsafe {
-        libc::setsockopt(
-            listener.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            (&seconds as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    crate::sockopt::set_int(listener, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, 1)
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]

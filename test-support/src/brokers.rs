@@ -306,6 +306,21 @@ impl Drop for CuttingProxy {
     }
 }
 
+/// The number that starts the line beginning with `prefix` in
+/// `/proc/PROCESS/FILE` (Linux): `proc_number("self", "status", "FDSize:")`,
+/// `proc_number(pid, "limits", "Max open files")`. `None` when the file or
+/// line is missing or holds no number there.
+pub fn proc_number(process: impl std::fmt::Display, file: &str, prefix: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{process}/{file}"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// CPU time (user + system) used so far by process `pid`, from
 /// `/proc/PID/stat` (Linux).
 pub fn cpu_time(pid: u32) -> std::time::Duration {

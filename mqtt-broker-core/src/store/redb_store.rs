@@ -42,8 +42,9 @@ fn engine(e: impl std::fmt::Display) -> StoreError {
 /// to the journal; a sync is one `fdatasync` of the journal (a few hundred
 /// bytes per batch, overwriting a file already written full size, where a
 /// durable table commit writes and syncs every page it touched). Batches
-/// share a table transaction, committed without a sync every 16 batches. When less than 1 MiB of the journal's
-/// 8 MiB is left, the tables are made durable (between two batches) and
+/// share a table transaction, committed without a sync every 16 batches
+/// (`BATCHES_PER_COMMIT`). When less than 1 MiB of the journal's 8 MiB is
+/// left, the tables are made durable (between two batches) and
 /// the journal starts again. On opening, the journal is replayed over the
 /// tables. A crash at any moment loses no synced write and leaves each
 /// write whole or absent.
